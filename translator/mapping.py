@@ -1,0 +1,371 @@
+"""Segment call → Planhat HTTP requests.
+
+:func:`translate` is pure and deterministic: the same call and settings always give the same
+requests.  It never raises for a bad call; it returns a :class:`Skip` instead.
+
+Mapping (``{api}`` = ``settings.api_url``, ``{analytics}`` = ``settings.analytics_url``):
+
+* identify → ``PUT {api}/endusers`` with a one-row bulk-upsert array.  Row keys:
+  ``externalId`` (``userId``, else ``traits.id``), ``email``, ``name`` (``traits.name``, else
+  first + last name), ``firstName``/``lastName`` (camelCase or snake_case traits),
+  ``position`` (``traits.title``), ``phone``, ``companyId`` = ``"extid-<id>"`` from
+  ``traits.companyId``, ``traits.company_id``, ``traits.company.id`` or ``context.groupId``
+  (first present), ``source: "Segment"`` and ``custom`` = every other trait.  The traits
+  consumed above are left out of ``custom``; so is a ``company`` *object* (only its ``id`` is
+  used: Planhat derives the company name itself).  A ``company`` that is not an object (e.g.
+  a plain name) stays in ``custom``.  Keys whose value is ``None`` are left out everywhere.
+  Engage identifies put ``custom[computation_key]`` (boolean for audiences/journey steps).
+* track → ``POST {analytics}/analytics/{tenant_token}`` activity ``{action, externalId, email,
+  companyExternalId, date, info, weight: 1}``; ``Audience Entered``/``Exited`` tracks become an
+  end-user upsert row ``{externalId, email, custom: {<audience_key>: bool}, source}``.
+* page → activity with ``action`` ``"Viewed <name> Page"`` (``"Viewed Page"`` without a name).
+* group → ``PUT {api}/companies`` (one row) and, with a ``userId``, ``PUT
+  {api}/endusers/extid-<userId>`` ``{"companyId": "extid-<groupId>"}`` (kind ``attach``).
+* alias → ``PUT {api}/endusers/extid-<previousId>`` ``{"externalId": userId}``.
+* screen → Skip ``unsupported_call``.
+
+Skip reasons: ``invalid_call``, ``filtered``, ``unsupported_call``, ``no_identifier``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from . import engage
+from .segment import InvalidCall, validate_call
+from .settings import Settings
+
+SOURCE = "Segment"
+KINDS = ("enduser", "company", "activity", "attach", "alias")
+
+INVALID_CALL = "invalid_call"
+FILTERED = "filtered"
+UNSUPPORTED_CALL = "unsupported_call"
+NO_IDENTIFIER = "no_identifier"
+
+# Traits consumed by the standard end-user fields (never copied into ``custom``).
+_USER_TRAITS = frozenset(
+    {
+        "id",
+        "email",
+        "name",
+        "firstName",
+        "lastName",
+        "first_name",
+        "last_name",
+        "title",
+        "phone",
+        "companyId",
+        "company_id",
+    }
+)
+_COMPANY_TRAITS = frozenset({"id", "name"})
+
+
+@dataclass(frozen=True)
+class PlanhatRequest:
+    """One HTTP request to Planhat.
+
+    ``host`` is ``"api"`` (main REST API) or ``"analytics"`` (tracking host); ``kind`` is one of
+    ``enduser``, ``company``, ``activity``, ``attach``, ``alias``; ``call_type`` is the Segment
+    call type that produced it.
+    """
+
+    method: str
+    url: str
+    path: str
+    host: str
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+    call_type: str = ""
+
+    def body_bytes(self) -> bytes:
+        """The body serialised as compact UTF-8 JSON."""
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A call that produces no request: ``reason`` is a stable code, ``detail`` a sentence."""
+
+    reason: str
+    detail: str = ""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _str_id(value: Any) -> str | None:
+    if value is None or isinstance(value, bool) or isinstance(value, dict | list):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if _present(value):
+            return value
+    return None
+
+
+def _clean(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def quote_id(value: str) -> str:
+    """URL-quote an id for use as one path segment."""
+    return quote(value, safe="")
+
+
+def is_enabled(integrations: Any) -> bool:
+    """Whether the ``integrations`` object lets the call reach Planhat.
+
+    ``{"Planhat": false}`` blocks; ``{"All": false}`` blocks unless ``Planhat`` is truthy; an
+    options object (even empty) counts as enabled.  Keys are case-sensitive.
+    """
+    if not isinstance(integrations, dict):
+        return True
+    if "Planhat" in integrations:
+        value = integrations["Planhat"]
+        return isinstance(value, dict) or bool(value)
+    all_value = integrations.get("All", True)
+    return isinstance(all_value, dict) or all_value is None or bool(all_value)
+
+
+def _headers(settings: Settings, host: str) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if host == "api" and settings.api_token:
+        headers["Authorization"] = f"Bearer {settings.api_token}"
+    return headers
+
+
+def _request(
+    settings: Settings, method: str, host: str, path: str, body: Any, kind: str, call_type: str
+) -> PlanhatRequest:
+    base = settings.api_url if host == "api" else settings.analytics_url
+    return PlanhatRequest(
+        method=method,
+        url=base + path,
+        path=path,
+        host=host,
+        body=body,
+        headers=_headers(settings, host),
+        kind=kind,
+        call_type=call_type,
+    )
+
+
+def enduser_request(settings: Settings, rows: list[dict[str, Any]], call_type: str = "") -> (
+    PlanhatRequest
+):
+    """A bulk end-user upsert (``PUT /endusers``) carrying ``rows``."""
+    return _request(settings, "PUT", "api", "/endusers", rows, "enduser", call_type)
+
+
+def company_request(settings: Settings, rows: list[dict[str, Any]], call_type: str = "") -> (
+    PlanhatRequest
+):
+    """A bulk company upsert (``PUT /companies``) carrying ``rows``."""
+    return _request(settings, "PUT", "api", "/companies", rows, "company", call_type)
+
+
+def activity_request(settings: Settings, activity: dict[str, Any], call_type: str = "") -> (
+    PlanhatRequest
+):
+    """One activity (``POST /analytics/{tenant_token}``)."""
+    path = f"/analytics/{quote_id(settings.tenant_token)}"
+    return _request(settings, "POST", "analytics", path, activity, "activity", call_type)
+
+
+def bulk_activity_request(settings: Settings, activities: list[dict[str, Any]]) -> (
+    PlanhatRequest
+):
+    """Many activities (``POST /analytics/bulk/{tenant_token}``, a JSON array)."""
+    path = f"/analytics/bulk/{quote_id(settings.tenant_token)}"
+    return _request(settings, "POST", "analytics", path, activities, "activity", "batch")
+
+
+# ---------------------------------------------------------------------------- per call type
+
+
+def _user_external_id(call: dict[str, Any]) -> str | None:
+    traits = call.get("traits") or {}
+    return _str_id(_first(call.get("userId"), traits.get("id") if traits else None))
+
+
+def _company_ref(call: dict[str, Any]) -> str | None:
+    traits = call.get("traits") or {}
+    company = traits.get("company")
+    company_id = company.get("id") if isinstance(company, dict) else None
+    context = call.get("context") or {}
+    return _str_id(
+        _first(traits.get("companyId"), traits.get("company_id"), company_id,
+               context.get("groupId"))
+    )
+
+
+def _identify(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
+    traits: dict[str, Any] = call.get("traits") or {}
+    external_id = _user_external_id(call)
+    email = traits.get("email") if _present(traits.get("email")) else None
+    if external_id is None and email is None:
+        return Skip(NO_IDENTIFIER, "identify has no userId, traits.id nor traits.email")
+    first = _first(traits.get("firstName"), traits.get("first_name"))
+    last = _first(traits.get("lastName"), traits.get("last_name"))
+    name = traits.get("name") if _present(traits.get("name")) else None
+    if name is None and (first is not None or last is not None):
+        name = " ".join(str(p) for p in (first, last) if p is not None)
+    company = _company_ref(call)
+    custom = {
+        k: v
+        for k, v in traits.items()
+        if k not in _USER_TRAITS and v is not None
+        and not (k == "company" and isinstance(v, dict))
+    }
+    value = engage.identify_value(call)
+    if value is not None:
+        custom[value.key] = value.value
+    row = _clean(
+        {
+            "externalId": external_id,
+            "email": email,
+            "name": name,
+            "firstName": first,
+            "lastName": last,
+            "position": _first(traits.get("title")),
+            "phone": _first(traits.get("phone")),
+            "companyId": f"extid-{company}" if company is not None else None,
+            "custom": custom or None,
+            "source": SOURCE,
+        }
+    )
+    return [enduser_request(settings, [row], "identify")]
+
+
+def _track_email(call: dict[str, Any]) -> Any:
+    context_traits = (call.get("context") or {}).get("traits") or {}
+    top_traits = call.get("traits") if isinstance(call.get("traits"), dict) else {}
+    return _first(context_traits.get("email"), top_traits.get("email"))
+
+
+def _activity(call: dict[str, Any], settings: Settings, action: str, info: dict[str, Any]) -> (
+    list[PlanhatRequest] | Skip
+):
+    context = call.get("context") or {}
+    context_traits = context.get("traits") or {}
+    external_id = _str_id(_first(call.get("userId"), context_traits.get("id")))
+    email = _track_email(call)
+    if external_id is None and email is None:
+        return Skip(NO_IDENTIFIER, f"{call['type']} has no userId nor email")
+    activity = _clean(
+        {
+            "action": action,
+            "externalId": external_id,
+            "email": email,
+            "companyExternalId": _str_id(context.get("groupId")),
+            "date": _first(call.get("timestamp"), call.get("originalTimestamp")),
+            "info": info or None,
+            "weight": 1,
+        }
+    )
+    return [activity_request(settings, activity, call["type"])]
+
+
+def _track(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
+    membership = engage.audience_track_value(call)
+    if membership is None:
+        return _activity(call, settings, call["event"], call.get("properties") or {})
+    external_id = _str_id(call.get("userId"))
+    email = _track_email(call)
+    if external_id is None and email is None:
+        return Skip(NO_IDENTIFIER, f"{call['event']} track has no userId nor email")
+    row = _clean(
+        {
+            "externalId": external_id,
+            "email": email,
+            "custom": {membership.key: membership.value},
+            "source": SOURCE,
+        }
+    )
+    return [enduser_request(settings, [row], "track")]
+
+
+def _page(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
+    props: dict[str, Any] = dict(call.get("properties") or {})
+    name = _first(call.get("name"), props.get("name"), props.get("title"), props.get("path"))
+    action = f"Viewed {name} Page" if name is not None else "Viewed Page"
+    category = _first(call.get("category"), props.get("category"))
+    if category is not None:
+        props["category"] = category
+    return _activity(call, settings, action, props)
+
+
+def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
+    group_id = _str_id(call.get("groupId"))
+    if group_id is None:  # pragma: no cover - the schema requires it
+        return Skip(NO_IDENTIFIER, "group has no groupId")
+    traits: dict[str, Any] = call.get("traits") or {}
+    custom = {k: v for k, v in traits.items() if k not in _COMPANY_TRAITS and v is not None}
+    row = _clean(
+        {
+            "externalId": group_id,
+            "name": _first(traits.get("name")) or group_id,
+            "custom": custom or None,
+            "source": SOURCE,
+        }
+    )
+    requests = [company_request(settings, [row], "group")]
+    user_id = _str_id(call.get("userId"))
+    if user_id is not None:
+        path = f"/endusers/extid-{quote_id(user_id)}"
+        body = {"companyId": f"extid-{group_id}"}
+        requests.append(_request(settings, "PUT", "api", path, body, "attach", "group"))
+    return requests
+
+
+def _alias(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
+    previous_id = _str_id(call.get("previousId"))
+    user_id = _str_id(call.get("userId"))
+    if previous_id is None or user_id is None:
+        return Skip(NO_IDENTIFIER, "alias needs previousId and userId")
+    path = f"/endusers/extid-{quote_id(previous_id)}"
+    return [_request(settings, "PUT", "api", path, {"externalId": user_id}, "alias", "alias")]
+
+
+_HANDLERS = {
+    "identify": _identify,
+    "track": _track,
+    "page": _page,
+    "group": _group,
+    "alias": _alias,
+}
+
+
+def translate(call: Any, settings: Settings) -> list[PlanhatRequest] | Skip:
+    """Translate one Segment call into Planhat requests, or a :class:`Skip` saying why not.
+
+    Checks in order: invalid call → ``invalid_call`` (detail = the validation message);
+    integrations excluding Planhat → ``filtered``; screen → ``unsupported_call``; no usable
+    identifier → ``no_identifier``.
+    """
+    try:
+        normalised = validate_call(call)
+    except InvalidCall as exc:
+        return Skip(INVALID_CALL, str(exc))
+    if not is_enabled(normalised.get("integrations")):
+        return Skip(FILTERED, "integrations object excludes Planhat")
+    handler = _HANDLERS.get(normalised["type"])
+    if handler is None:
+        return Skip(UNSUPPORTED_CALL, f"{normalised['type']} calls are not sent to Planhat")
+    return handler(normalised, settings)

@@ -1,0 +1,128 @@
+"""Destination settings for the Planhat translator.
+
+``Settings.from_dict`` validates a plain dict (as Segment would store the destination
+settings) against a JSON Schema and returns a frozen :class:`Settings`.  Any problem raises
+:class:`SettingsError` whose message and ``.field`` name the offending setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+SUBDOMAINS = ("api", "api-eu", "api-eu2", "api-eu3", "api-us2", "api-us4")
+DEFAULT_ANALYTICS_URL = "https://analytics.planhat.com"
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Planhat destination settings",
+    "type": "object",
+    "properties": {
+        "tenant_token": {"type": "string", "minLength": 1, "pattern": r"\S"},
+        "subdomain": {"enum": list(SUBDOMAINS)},
+        "api_token": {"type": ["string", "null"]},
+        "api_url": {"type": ["string", "null"], "pattern": r"^https?://[^/\s]+"},
+        "analytics_url": {"type": ["string", "null"], "pattern": r"^https?://[^/\s]+"},
+    },
+    "required": ["tenant_token"],
+    "additionalProperties": False,
+}
+
+_VALIDATOR = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+
+
+class SettingsError(ValueError):
+    """Invalid destination settings; ``.field`` is the dotted name (``settings.subdomain``)."""
+
+    def __init__(self, message: str, field: str = "settings") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _error_field(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """Return (field path, message) for one schema error, naming the field precisely."""
+    path = ["settings", *(str(p) for p in error.absolute_path)]
+    message = error.message
+    if error.validator == "required":
+        # "'tenant_token' is a required property": the field is the missing one.
+        missing = [name for name in error.validator_value if name not in (error.instance or {})]
+        if missing:
+            path.append(missing[0])
+    elif error.validator == "additionalProperties":
+        allowed = set(SETTINGS_SCHEMA["properties"])
+        extra = sorted(k for k in (error.instance or {}) if k not in allowed)
+        if extra:
+            path.append(str(extra[0]))
+    return ".".join(path), message
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of the Planhat destination.
+
+    ``api_url`` and ``analytics_url`` hold the resolved base URLs (no trailing slash):
+    the overrides when given, else ``https://{subdomain}.planhat.com`` and
+    ``https://analytics.planhat.com``.
+    """
+
+    tenant_token: str
+    subdomain: str = "api"
+    api_token: str | None = None
+    api_url: str = ""
+    analytics_url: str = ""
+
+    def __post_init__(self) -> None:
+        # Direct construction is allowed too; it goes through the same validation.
+        data: dict[str, Any] = {"tenant_token": self.tenant_token, "subdomain": self.subdomain}
+        if self.api_token is not None:
+            data["api_token"] = self.api_token
+        for key in ("api_url", "analytics_url"):
+            value = getattr(self, key)
+            if value:
+                data[key] = value
+        validate_settings(data)
+        api_url = self.api_url or f"https://{self.subdomain}.planhat.com"
+        analytics_url = self.analytics_url or DEFAULT_ANALYTICS_URL
+        object.__setattr__(self, "api_url", api_url.rstrip("/"))
+        object.__setattr__(self, "analytics_url", analytics_url.rstrip("/"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Settings:
+        """Validate ``data`` and build Settings; raises :class:`SettingsError`."""
+        validate_settings(data)
+        return cls(
+            tenant_token=data["tenant_token"],
+            subdomain=data.get("subdomain") or "api",
+            api_token=data.get("api_token") or None,
+            api_url=data.get("api_url") or "",
+            analytics_url=data.get("analytics_url") or "",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "tenant_token": self.tenant_token,
+            "subdomain": self.subdomain,
+            "api_url": self.api_url,
+            "analytics_url": self.analytics_url,
+        }
+        if self.api_token is not None:
+            out["api_token"] = self.api_token
+        return out
+
+
+def validate_settings(data: Any) -> None:
+    """Raise :class:`SettingsError` for the first (most relevant) schema violation."""
+    if not isinstance(data, Mapping):
+        raise SettingsError(
+            f"settings: {data!r} is not of type 'object'", field="settings"
+        )
+    errors = sorted(
+        _VALIDATOR.iter_errors(dict(data)),
+        key=lambda e: (list(map(str, e.absolute_path)), e.validator != "required"),
+    )
+    if errors:
+        field, message = _error_field(errors[0])
+        raise SettingsError(f"{field}: {message}", field=field)
