@@ -101,8 +101,14 @@ class _Run:
         if self.skip[index] is None:
             self.skip[index] = skip
 
-    def mark_failed(self, indexes: list[int], request: PlanhatRequest, rows: Any,
-                    response: Response | None, error: str | None) -> None:
+    def mark_failed(
+        self,
+        indexes: list[int],
+        request: PlanhatRequest,
+        rows: Any,
+        response: Response | None,
+        error: str | None,
+    ) -> None:
         unique = list(dict.fromkeys(indexes))
         for index in unique:
             self.failed[index] = True
@@ -157,9 +163,7 @@ class Destination:
         random: _random.Random | None = None,
         batch_size: int = MAX_BULK,
     ) -> None:
-        self.settings = settings if isinstance(settings, Settings) else Settings.from_dict(
-            settings
-        )
+        self.settings = settings if isinstance(settings, Settings) else Settings.from_dict(settings)
         self._owns_transport = transport is None
         self.transport = transport if transport is not None else HttpTransport()
         self.max_retries = max(0, int(max_retries))
@@ -241,14 +245,14 @@ class Destination:
                 else:
                     self._send_rows(run, request, chunk)
 
-    def _send_activities(self, run: _Run, request: PlanhatRequest,
-                         chunk: list[tuple[int, Any]]) -> None:
+    def _send_activities(
+        self, run: _Run, request: PlanhatRequest, chunk: list[tuple[int, Any]]
+    ) -> None:
         response, error = self._execute(run, request)
         if response is None or not 200 <= response.status < 300:
             run.mark_failed([i for i, _ in chunk], request, request.body, response, error)
 
-    def _send_rows(self, run: _Run, request: PlanhatRequest,
-                   chunk: list[tuple[int, Any]]) -> None:
+    def _send_rows(self, run: _Run, request: PlanhatRequest, chunk: list[tuple[int, Any]]) -> None:
         """Send a bulk upsert; map row errors of a 2xx answer back to their calls as skips."""
         response, error = self._execute(run, request)
         if response is None or not 200 <= response.status < 300:
@@ -308,8 +312,9 @@ class Destination:
             response: Response | None = None
             error: str | None = None
             try:
-                response = self.transport.request(request.method, request.url, body,
-                                                  request.headers)
+                response = self.transport.request(
+                    request.method, request.url, body, request.headers
+                )
             except OSError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             retryable = response is None or response.status == 429 or response.status >= 500

@@ -166,31 +166,29 @@ def _request(
     )
 
 
-def enduser_request(settings: Settings, rows: list[dict[str, Any]], call_type: str = "") -> (
-    PlanhatRequest
-):
+def enduser_request(
+    settings: Settings, rows: list[dict[str, Any]], call_type: str = ""
+) -> PlanhatRequest:
     """A bulk end-user upsert (``PUT /endusers``) carrying ``rows``."""
     return _request(settings, "PUT", "api", "/endusers", rows, "enduser", call_type)
 
 
-def company_request(settings: Settings, rows: list[dict[str, Any]], call_type: str = "") -> (
-    PlanhatRequest
-):
+def company_request(
+    settings: Settings, rows: list[dict[str, Any]], call_type: str = ""
+) -> PlanhatRequest:
     """A bulk company upsert (``PUT /companies``) carrying ``rows``."""
     return _request(settings, "PUT", "api", "/companies", rows, "company", call_type)
 
 
-def activity_request(settings: Settings, activity: dict[str, Any], call_type: str = "") -> (
-    PlanhatRequest
-):
+def activity_request(
+    settings: Settings, activity: dict[str, Any], call_type: str = ""
+) -> PlanhatRequest:
     """One activity (``POST /analytics/{tenant_token}``)."""
     path = f"/analytics/{quote_id(settings.tenant_token)}"
     return _request(settings, "POST", "analytics", path, activity, "activity", call_type)
 
 
-def bulk_activity_request(settings: Settings, activities: list[dict[str, Any]]) -> (
-    PlanhatRequest
-):
+def bulk_activity_request(settings: Settings, activities: list[dict[str, Any]]) -> PlanhatRequest:
     """Many activities (``POST /analytics/bulk/{tenant_token}``, a JSON array)."""
     path = f"/analytics/bulk/{quote_id(settings.tenant_token)}"
     return _request(settings, "POST", "analytics", path, activities, "activity", "batch")
@@ -210,8 +208,9 @@ def _company_ref(call: dict[str, Any]) -> str | None:
     company_id = company.get("id") if isinstance(company, dict) else None
     context = call.get("context") or {}
     return _str_id(
-        _first(traits.get("companyId"), traits.get("company_id"), company_id,
-               context.get("groupId"))
+        _first(
+            traits.get("companyId"), traits.get("company_id"), company_id, context.get("groupId")
+        )
     )
 
 
@@ -230,8 +229,7 @@ def _identify(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] 
     custom = {
         k: v
         for k, v in traits.items()
-        if k not in _USER_TRAITS and v is not None
-        and not (k == "company" and isinstance(v, dict))
+        if k not in _USER_TRAITS and v is not None and not (k == "company" and isinstance(v, dict))
     }
     value = engage.identify_value(call)
     if value is not None:
@@ -259,9 +257,9 @@ def _track_email(call: dict[str, Any]) -> Any:
     return _first(context_traits.get("email"), top_traits.get("email"))
 
 
-def _activity(call: dict[str, Any], settings: Settings, action: str, info: dict[str, Any]) -> (
-    list[PlanhatRequest] | Skip
-):
+def _activity(
+    call: dict[str, Any], settings: Settings, action: str, info: dict[str, Any]
+) -> list[PlanhatRequest] | Skip:
     context = call.get("context") or {}
     context_traits = context.get("traits") or {}
     external_id = _str_id(_first(call.get("userId"), context_traits.get("id")))

@@ -65,9 +65,12 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 def _rank(error: jsonschema.ValidationError) -> tuple[int, int, str]:
     # Prefer a wrong/missing `type` first, then the deepest path, then a stable order.
-    is_type = 0 if list(error.absolute_path) == ["type"] or (
-        error.validator == "required" and "type" in error.validator_value
-    ) else 1
+    is_type = (
+        0
+        if list(error.absolute_path) == ["type"]
+        or (error.validator == "required" and "type" in error.validator_value)
+        else 1
+    )
     return (is_type, -len(error.absolute_path), ".".join(map(str, error.absolute_path)))
 
 

@@ -116,9 +116,7 @@ class Settings:
 def validate_settings(data: Any) -> None:
     """Raise :class:`SettingsError` for the first (most relevant) schema violation."""
     if not isinstance(data, Mapping):
-        raise SettingsError(
-            f"settings: {data!r} is not of type 'object'", field="settings"
-        )
+        raise SettingsError(f"settings: {data!r} is not of type 'object'", field="settings")
     errors = sorted(
         _VALIDATOR.iter_errors(dict(data)),
         key=lambda e: (list(map(str, e.absolute_path)), e.validator != "required"),

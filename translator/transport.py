@@ -142,8 +142,9 @@ class WsgiTransport:
         captured: dict[str, Any] = {}
         written: list[bytes] = []
 
-        def start_response(status: str, response_headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             if exc_info is not None and captured.get("sent"):
                 raise exc_info[1].with_traceback(exc_info[2])
             captured["status"] = status

@@ -1,0 +1,92 @@
+"""The Flask app factory: `create_app(config)` builds one fake with its own tenants."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+
+from flask import Flask, request
+
+from . import errors
+from .auth import tenant_hint
+from .config import Config
+from .faults import Faults
+from .journal import Journal
+from .tenants import Registry
+
+
+@dataclass
+class Fake:
+    """What one app owns: its config, tenants, journal and fault rules."""
+
+    config: Config
+    registry: Registry
+    journal: Journal
+    faults: Faults
+
+
+def create_app(config: Config | None = None, **overrides) -> Flask:
+    config = config or Config(**overrides)
+    app = Flask("mock_planhat")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body
+    app.json.sort_keys = False
+    app.json.compact = True
+    fake = Fake(config, Registry(config), Journal(config.journal_size), Faults())
+    app.extensions["mock_planhat"] = fake
+    errors.register(app)
+
+    from .routes import admin, analytics, companies, endusers
+
+    for module in (endusers, companies, analytics, admin):
+        app.register_blueprint(module.bp)
+    try:  # Segment's endpoints arrive with the translator (see routes/segment.py)
+        from .routes import segment
+    except ImportError:
+        segment = None
+    if segment is not None:
+        app.register_blueprint(segment.bp)
+
+    @app.before_request
+    def _before():
+        if request.path.startswith("/__admin"):
+            if not _is_loopback(request.remote_addr):
+                raise errors.ApiError(403, "forbidden",
+                                      "the admin API answers loopback clients only", None)
+            return None
+        rule = fake.faults.take(request.method, request.path, tenant_hint())
+        if rule is None:
+            return None
+        if rule["delay"]:
+            time.sleep(rule["delay"])
+        if rule["status"] is None:
+            return None
+        headers = {}
+        if rule["retryAfter"] is not None:
+            headers["Retry-After"] = f"{rule['retryAfter']:g}"
+        return errors.error_response(rule["status"], "injected_fault",
+                                     f"fault rule {rule['id']} answered {rule['status']}",
+                                     None, headers)
+
+    @app.after_request
+    def _after(response):
+        if not request.path.startswith("/__admin"):
+            fake.journal.record(request.method, request.path, response.status_code,
+                                request.get_data(cache=True) if request.content_length else b"",
+                                tenant_hint(), request.query_string.decode("latin-1"))
+        return response
+
+    return app
+
+
+def _is_loopback(addr: str | None) -> bool:
+    if not addr:
+        return True  # in-process (WSGI) callers have no socket
+    try:
+        return ipaddress.ip_address(addr.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def fake_of(app: Flask) -> Fake:
+    return app.extensions["mock_planhat"]

@@ -1,0 +1,58 @@
+"""Which tenant a request belongs to: the API token (Bearer or Basic) or the path's token."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import current_app, request
+
+from .errors import ApiError
+from .store import Tenant
+
+
+def _registry():
+    return current_app.extensions["mock_planhat"].registry
+
+
+def token_from_header() -> str | None:
+    """The token of ``Authorization: Bearer T`` or Basic ``T:``; None when absent."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            user, _, _password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user or None
+    return None
+
+
+def api_tenant() -> Tenant:
+    """The tenant of a REST request, or 401."""
+    if not request.headers.get("Authorization"):
+        raise ApiError(401, "unauthorized", "Authorization: missing; send 'Authorization: "
+                       "Bearer <API token>' or HTTP Basic with the token as user name",
+                       "Authorization")
+    token = token_from_header()
+    tenant = _registry().by_api_token(token) if token else None
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "Authorization: the API token is not valid",
+                       "Authorization")
+    return tenant
+
+
+def tenant_hint() -> str | None:
+    """The tenant token a request is for, when it can be told without reading the body."""
+    parts = request.path.strip("/").split("/")
+    registry = _registry()
+    if parts[0] in ("analytics", "dimensiondata") and len(parts) >= 2:
+        token = parts[2] if parts[1] == "bulk" and len(parts) >= 3 else parts[1]
+        return token
+    token = token_from_header()
+    if token is None:
+        return None
+    tenant = registry.by_api_token(token) or registry.by_tenant_token(token)
+    return tenant.tenant_token if tenant else None

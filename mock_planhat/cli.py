@@ -1,0 +1,134 @@
+"""The command line: ``serve`` (the default), ``run``, ``validate``, ``schema``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .config import (
+    DEFAULT_HOST,
+    DEFAULT_JOURNAL_SIZE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    ENV_API_TOKEN,
+    ENV_PORT,
+    ENV_TENANT_TOKEN,
+    ENV_UNASSIGNED,
+    UNASSIGNED_POLICIES,
+    Config,
+)
+
+COMMANDS = ("serve", "run", "validate", "schema")
+DESCRIPTION = """\
+A stateful fake of the Planhat API on your machine, and a test harness for Segment's
+Planhat destination.
+
+commands:
+  serve      start the fake (the default when no command is given)
+  run        run scenario files against a fresh fake and report pass/fail
+  validate   check scenario files without running them
+  schema     print the JSON Schema of scenario files
+
+Run 'mock-planhat COMMAND --help' for a command's options."""
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="start the fake (default)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve Planhat's API (api*.planhat.com and analytics.planhat.com paths), "
+                    "Segment's tracking API and the admin API on one port.",
+        epilog="examples:\n  mock-planhat\n  mock-planhat --port 0 --quiet\n"
+               "  mock-planhat --unassigned discard --api-token secret")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help="address to bind (default %(default)s; use 0.0.0.0 only on purpose)")
+    p.add_argument("--port", type=_port, default=int(os.environ.get(ENV_PORT) or DEFAULT_PORT),
+                   help=f"port, 0 for a free one (default %(default)s; env {ENV_PORT})")
+    p.add_argument("--tenant-token", default=None, metavar="TOKEN",
+                   help=f"tenant token of the default tenant, for the tracking paths "
+                        f"(env {ENV_TENANT_TOKEN}; default mock-tenant-token)")
+    p.add_argument("--api-token", default=None, metavar="TOKEN",
+                   help=f"API token of the default tenant, for the REST paths "
+                        f"(env {ENV_API_TOKEN}; default mock-api-token)")
+    p.add_argument("--unassigned", choices=UNASSIGNED_POLICIES, default=None,
+                   help="what happens to a new end user with no company: hold it as a pending "
+                        f"contact or discard it (env {ENV_UNASSIGNED}; default hold)")
+    p.add_argument("--journal-size", type=_count, default=DEFAULT_JOURNAL_SIZE, metavar="N",
+                   help="requests kept in the journal (default %(default)s)")
+    p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
+                   help="largest request body accepted (default %(default)s = 32 MB)")
+    p.add_argument("--quiet", action="store_true", help="no access log")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mock-planhat", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mock-planhat {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _serve_parser(sub)
+    try:
+        from .scenario import cli as scenario_cli
+    except ImportError:
+        scenario_cli = None
+    if scenario_cli is not None:
+        scenario_cli.add_parsers(sub)
+    return parser
+
+
+def serve(args) -> int:
+    from .app import create_app
+    from .server import Server, run_until_signal
+
+    try:
+        config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
+                                 unassigned=args.unassigned, journal_size=args.journal_size,
+                                 max_body=args.max_body or DEFAULT_MAX_BODY)
+    except ValueError as exc:
+        print(f"mock-planhat: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = Server(create_app(config), args.host, args.port, quiet=args.quiet)
+    except OSError as exc:
+        print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+    print(f"mock-planhat listening on {server.url}\n"
+          f"  tenant token: {config.tenant_token}   (tracking: POST {server.url}/analytics/"
+          f"{config.tenant_token}; Segment write key)\n"
+          f"  API token:    {config.api_token}   (REST: Authorization: Bearer "
+          f"{config.api_token})\n"
+          f"  admin:        {server.url}/__admin/state", flush=True)
+    return run_until_signal(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return args.handler(args)

@@ -1,0 +1,54 @@
+"""Defaults, command-line flags and environment variables, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_TENANT_TOKEN = "mock-tenant-token"
+DEFAULT_API_TOKEN = "mock-api-token"
+DEFAULT_JOURNAL_SIZE = 10_000
+DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
+DEFAULT_REPORT_SIZE = 10_000
+UNASSIGNED_POLICIES = ("hold", "discard")
+
+ENV_TENANT_TOKEN = "MOCK_PLANHAT_TENANT_TOKEN"
+ENV_API_TOKEN = "MOCK_PLANHAT_API_TOKEN"
+ENV_UNASSIGNED = "MOCK_PLANHAT_UNASSIGNED"
+ENV_PORT = "MOCK_PLANHAT_PORT"
+
+
+@dataclass
+class Config:
+    """Everything the app factory needs; `from_env()` reads the environment variables."""
+
+    tenant_token: str = DEFAULT_TENANT_TOKEN
+    api_token: str = DEFAULT_API_TOKEN
+    unassigned: str = "hold"
+    journal_size: int = DEFAULT_JOURNAL_SIZE
+    report_size: int = DEFAULT_REPORT_SIZE
+    max_body: int = DEFAULT_MAX_BODY
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.unassigned not in UNASSIGNED_POLICIES:
+            raise ValueError(
+                f"unassigned: {self.unassigned!r} is not one of {', '.join(UNASSIGNED_POLICIES)}"
+            )
+        if not self.tenant_token or not self.api_token:
+            raise ValueError("tenant_token and api_token must not be empty")
+        if self.journal_size < 0 or self.max_body < 1:
+            raise ValueError("journal_size must be >= 0 and max_body >= 1")
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> Config:
+        env = os.environ if env is None else env
+        values = {
+            "tenant_token": env.get(ENV_TENANT_TOKEN) or DEFAULT_TENANT_TOKEN,
+            "api_token": env.get(ENV_API_TOKEN) or DEFAULT_API_TOKEN,
+            "unassigned": env.get(ENV_UNASSIGNED) or "hold",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,96 @@
+"""JSON errors and request-body parsing shared by every route.
+
+Every error is ``{"error": code, "message": "...", "field": name-or-null}`` with a 4xx status;
+nothing answers with HTML or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .records import FieldError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    @classmethod
+    def from_field(cls, exc: FieldError, status: int = 400) -> ApiError:
+        return cls(status, exc.reason, str(exc), exc.field)
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict | None = None, extra: dict | None = None):
+    body = {"error": code, "message": message, "field": field, **(extra or {})}
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def read_json(expect: type | tuple | None = None, what: str = "body"):
+    """The request body as JSON, or a 4xx that says what is wrong with it."""
+    ctype = request.mimetype or ""
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type: {request.content_type!r} is not supported; "
+                       "send application/json", "Content-Type")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", f"{what}: the request has no JSON body", what)
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", f"{what}: JSON nested too deeply", what) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"{what}: not valid JSON ({exc})", what) from None
+    if expect is not None and not isinstance(data, expect):
+        names = {dict: "an object", list: "an array"}
+        wanted = " or ".join(names[t] for t in (expect if isinstance(expect, tuple) else (expect,)))
+        raise ApiError(400, "invalid_body", f"{what}: must be {wanted}", what)
+    return data
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers,
+                              exc.extra)
+
+    @app.errorhandler(FieldError)
+    def _field_error(exc: FieldError):
+        return error_response(400, exc.reason, str(exc), exc.field)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        if status == 404:
+            message = f"no route for {request.method} {request.path}"
+            field = "path"
+        elif status == 405:
+            allowed = ", ".join(sorted(exc.valid_methods or []))
+            message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+            field = "method"
+        elif status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"body: over the limit of {limit} bytes"
+            field = "body"
+        else:
+            message, field = exc.description or exc.name, None
+        code = exc.name.lower().replace(" ", "_")
+        headers = {"Allow": ", ".join(exc.valid_methods)} if status == 405 and exc.valid_methods else None
+        return error_response(status, code, message, field, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # a bug of ours: still JSON, never a traceback page
+        app.logger.exception("unexpected error")
+        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")

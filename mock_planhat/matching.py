@@ -1,0 +1,354 @@
+"""The matching rule and company resolution: pure functions over a `Tenant`.
+
+An end-user row is matched to an existing end user (or pending contact) by, in this order:
+``_id``, ``sourceId``, ``externalId``, ``email`` (trimmed, case-insensitive). The first key
+that finds a record wins. A matched row updates that record; an unmatched row creates one.
+
+* An email held by two or more records matches neither: the row is not applied
+  (``ambiguous_email``).
+* ``externalId`` and ``sourceId`` are unique per tenant: a row that would give one to a second
+  record is not applied (``duplicate_external_id`` / ``duplicate_source_id``).
+* A new end user needs a company: ``companyId`` (an ``_id``, ``extid-…`` or ``srcid-…`` key),
+  ``companyExternalId``, or the one company whose ``domains`` hold the email's domain. Without
+  one the tenant's ``unassigned`` policy decides: ``hold`` keeps it as a pending contact,
+  ``discard`` drops it (``no_company``).
+
+Callers hold ``tenant.lock``. Every row that is not applied is written to the tenant's report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .records import (
+    ACTIVITY_FIELDS,
+    COMPANY_FIELDS,
+    ENDUSER_FIELDS,
+    FieldError,
+    check_row,
+)
+from .store import Tenant, email_domain, new_id, now_iso
+
+BULK_LIMIT = 5_000
+_REF_KEYS = ("companyId", "companyExternalId")
+
+
+@dataclass
+class Outcome:
+    """What one written row did: created, updated, nonupdate, held or rejected."""
+
+    status: str
+    record: dict | None = None
+    reason: str | None = None
+    message: str = ""
+    field: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.status in ("created", "updated", "nonupdate")
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.reason, self.message, self.field = reason, message, field
+
+
+def attempt(tenant: Tenant, write, row, source: str | None = None) -> Outcome:
+    """Run ``write()``; a `Rejected` becomes a rejected outcome, written to the report."""
+    try:
+        return write()
+    except Rejected as exc:
+        tenant.add_report(exc.reason, exc.message, row, source)
+        return Outcome("rejected", None, exc.reason, exc.message, exc.field)
+
+
+def _checked(row, fields) -> dict:
+    try:
+        return check_row(row, fields)
+    except FieldError as exc:
+        raise Rejected(exc.reason, str(exc), exc.field) from None
+
+
+# ----- companies -----------------------------------------------------------------------------
+def find_company(tenant: Tenant, key) -> dict | None:
+    """A company by Planhat id or prefixed key (``extid-…``, ``srcid-…``)."""
+    if not isinstance(key, str):
+        return None
+    if key.startswith("extid-"):
+        return tenant.company_by_external_id(key[6:])
+    if key.startswith("srcid-"):
+        return tenant.company_by_source_id(key[6:])
+    return tenant.company(key)
+
+
+def company_for(tenant: Tenant, row: dict, email: str | None) -> tuple[dict | None, str | None]:
+    """The company a row points at, and the reference it sent (None when it sent none).
+
+    A sent reference is used alone; the email's domain is tried only when none was sent.
+    """
+    if "companyId" in row:
+        return find_company(tenant, row["companyId"]), "companyId"
+    if "companyExternalId" in row:
+        return tenant.company_by_external_id(row["companyExternalId"]), "companyExternalId"
+    domain = email_domain(email) if email else None
+    if domain:
+        found = tenant.companies_by_domain(domain)
+        if len(found) == 1:
+            return found[0], None
+    return None, None
+
+
+def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
+    def write():
+        clean = _checked(row, COMPANY_FIELDS)
+        target = _match_company(tenant, clean)
+        return create_company(tenant, clean) if target is None else \
+            update_company(tenant, target, clean)
+    return attempt(tenant, write, row, source)
+
+
+def _match_company(tenant: Tenant, row: dict) -> dict | None:
+    found = (tenant.company(row.get("_id")) or tenant.company_by_source_id(row.get("sourceId"))
+             or tenant.company_by_external_id(row.get("externalId")))
+    if found is None and "_id" in row:
+        raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
+    return found
+
+
+def create_company(tenant: Tenant, row: dict) -> Outcome:
+    if not str(row.get("name", "")).strip():
+        raise Rejected("missing_field", "name: a new company needs a name", "name")
+    stamp = now_iso()
+    record = {"_id": new_id(), "domains": [], "custom": {}, **row,
+              "createDate": stamp, "updatedAt": stamp}
+    return Outcome("created", tenant.put_company(record))
+
+
+def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
+    for key, reason in (("externalId", "duplicate_external_id"), ("sourceId", "duplicate_source_id")):
+        other = (tenant.company_by_external_id if key == "externalId"
+                 else tenant.company_by_source_id)(row.get(key))
+        if other is not None and other["_id"] != old["_id"]:
+            raise Rejected(reason, f"{key}: {row[key]!r} belongs to company {other['_id']}", key)
+    if "name" in row and not row["name"].strip():
+        raise Rejected("invalid_field", "name: must not be empty", "name")
+    new = {**old, **{k: v for k, v in row.items() if k != "_id"}}
+    new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
+    if new == old:
+        return Outcome("nonupdate", old)
+    new["updatedAt"] = now_iso()
+    return Outcome("updated", tenant.put_company(new, old))
+
+
+# ----- end users -----------------------------------------------------------------------------
+def match_person(tenant: Tenant, row: dict) -> dict | None:
+    """The record a row is about, by _id, then sourceId, then externalId, then email."""
+    found = (tenant.person(row.get("_id")) or tenant.person_by_source_id(row.get("sourceId"))
+             or tenant.person_by_external_id(row.get("externalId")))
+    if found is not None:
+        return found
+    if row.get("email"):
+        people = tenant.people_by_email(row["email"])
+        if len(people) == 1:
+            return people[0]
+        if len(people) > 1:
+            raise Rejected("ambiguous_email",
+                           f"email: {row['email']!r} is shared by {len(people)} end users "
+                           f"({', '.join(sorted(p['_id'] for p in people))}); it matches neither",
+                           "email")
+    if "_id" in row:
+        raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
+    return None
+
+
+def upsert_enduser(tenant: Tenant, row, source: str | None = None) -> Outcome:
+    """Apply one end-user row by the matching rule."""
+    def write():
+        clean = _checked(row, ENDUSER_FIELDS)
+        target = match_person(tenant, clean)
+        return create_enduser(tenant, clean) if target is None else \
+            update_enduser(tenant, target, clean)
+    return attempt(tenant, write, row, source)
+
+
+def create_enduser(tenant: Tenant, row: dict) -> Outcome:
+    """Create a new end user from a checked row (held or discarded without a company)."""
+    if not any(row.get(k) for k in ("email", "externalId", "sourceId")):
+        raise Rejected("missing_identifier",
+                       "email: a new end user needs an email, externalId or sourceId", "email")
+    company, ref = company_for(tenant, row, row.get("email"))
+    stamp = now_iso()
+    record = {"_id": new_id(), "archived": False, "custom": {},
+              **{k: v for k, v in row.items() if k not in _REF_KEYS},
+              "createDate": stamp, "updatedAt": stamp}
+    _derive_name(record, row, None)
+    if company is not None:
+        _attach(record, company)
+        return Outcome("created", tenant.put_person(record))
+    return _unassigned(tenant, record, row, ref)
+
+
+def _unassigned(tenant: Tenant, record: dict, row: dict, ref: str | None) -> Outcome:
+    why = (f"{ref}: no company matches {row[ref]!r}" if ref
+           else "companyId: no companyId, companyExternalId or email domain names a company")
+    if tenant.unassigned == "discard":
+        raise Rejected("no_company", why + "; the end user was discarded", ref or "companyId")
+    record["companyId"] = None
+    if ref:
+        record["requestedCompany"] = row[ref]
+    tenant.put_person(record, pending=True)
+    return Outcome("held", record, "no_company", why + "; held as a pending contact",
+                   ref or "companyId")
+
+
+def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
+    """Update a matched end user or pending contact with a checked row."""
+    for key, reason, lookup in (
+        ("externalId", "duplicate_external_id", tenant.person_by_external_id),
+        ("sourceId", "duplicate_source_id", tenant.person_by_source_id),
+    ):
+        other = lookup(row.get(key))
+        if other is not None and other["_id"] != old["_id"]:
+            raise Rejected(reason, f"{key}: {row[key]!r} belongs to end user {other['_id']}", key)
+    was_pending = tenant.is_pending(old["_id"])
+    company, ref = (None, None)
+    if any(k in row for k in _REF_KEYS) or was_pending:
+        company, ref = company_for(tenant, row, row.get("email") or old.get("email"))
+        if company is None and ref and not was_pending:
+            raise Rejected("unknown_company", f"{ref}: no company matches {row[ref]!r}", ref)
+    new = {**old, **{k: v for k, v in row.items() if k not in _REF_KEYS and k != "_id"}}
+    new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
+    _derive_name(new, row, old)
+    if company is not None:
+        _attach(new, company)
+        new.pop("requestedCompany", None)
+    elif was_pending and ref:
+        new["requestedCompany"] = row[ref]
+    if new == old:
+        return Outcome("held" if was_pending else "nonupdate", old)
+    new["updatedAt"] = now_iso()
+    if was_pending and company is None:
+        tenant.put_person(new, old, pending=True)
+        return Outcome("held", new, "no_company",
+                       "companyId: still no company; the contact stays pending", "companyId")
+    tenant.put_person(new, old)
+    return Outcome("created" if was_pending else "updated", new)
+
+
+def assign_pending(tenant: Tenant, pid: str, company_key: str) -> Outcome:
+    """Move a pending contact to a company (the admin's 'manually assigned')."""
+    old = tenant.pending.get(pid)
+    if old is None:
+        raise Rejected("unknown_id", f"id: no pending contact has _id {pid!r}", "id")
+    company = find_company(tenant, company_key)
+    if company is None:
+        raise Rejected("unknown_company", f"companyId: no company matches {company_key!r}",
+                       "companyId")
+    return update_enduser(tenant, old, {"companyId": company["_id"]})
+
+
+def _attach(record: dict, company: dict) -> None:
+    record["companyId"] = company["_id"]
+    record["companyName"] = company.get("name")
+
+
+def _full_name(record: dict) -> str | None:
+    parts = [record.get("firstName"), record.get("lastName")]
+    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return name or None
+
+
+def _derive_name(record: dict, row: dict, old: dict | None) -> None:
+    """``name`` follows first and last name unless a name was sent or set apart from them."""
+    if "name" in row:
+        return
+    derived = _full_name(record)
+    if derived and (old is None or not old.get("name") or old.get("name") == _full_name(old)):
+        record["name"] = derived
+
+
+# ----- bulk upserts --------------------------------------------------------------------------
+@dataclass
+class BulkResult:
+    """Planhat's bulk-upsert response, built row by row."""
+
+    created: int = 0
+    createdErrors: list = field(default_factory=list)  # noqa: N815 - Planhat's names
+    insertsKeys: list = field(default_factory=list)  # noqa: N815
+    updated: int = 0
+    updatedErrors: list = field(default_factory=list)  # noqa: N815
+    updatesKeys: list = field(default_factory=list)  # noqa: N815
+    nonupdates: int = 0
+    modified: list = field(default_factory=list)
+    upsertedIds: list = field(default_factory=list)  # noqa: N815
+    permissionErrors: list = field(default_factory=list)  # noqa: N815
+
+    def add(self, index: int, outcome: Outcome, row) -> None:
+        record = outcome.record
+        if outcome.status == "created":
+            self.created += 1
+            self.insertsKeys.append(_keys(record))
+            self.upsertedIds.append(record["_id"])
+        elif outcome.status == "updated":
+            self.updated += 1
+            self.updatesKeys.append(_keys(record))
+            self.modified.append(record["_id"])
+        elif outcome.status == "nonupdate":
+            self.nonupdates += 1
+        else:
+            error = {"index": index, "reason": outcome.reason, "field": outcome.field,
+                     "message": outcome.message, "item": row}
+            if outcome.status == "held":
+                error.update(held=True, pendingId=record["_id"])
+            target = self.updatedErrors if outcome.reason in _UPDATE_REASONS else self.createdErrors
+            target.append(error)
+
+    @property
+    def status(self) -> int:
+        return 206 if self.createdErrors or self.updatedErrors else 200
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+_UPDATE_REASONS = {"duplicate_external_id", "duplicate_source_id", "unknown_company"}
+
+
+def _keys(record: dict) -> dict:
+    return {k: record[k] for k in ("_id", "externalId", "sourceId", "email") if record.get(k)}
+
+
+def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -> BulkResult:
+    result = BulkResult()
+    for index, row in enumerate(rows):
+        result.add(index, upsert(tenant, row, source), row)
+    return result
+
+
+# ----- activities ----------------------------------------------------------------------------
+def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
+    """Store a user activity against its end user, or report why it could not be."""
+    def write():
+        clean = _checked(row, ACTIVITY_FIELDS)
+        if not clean.get("externalId") and not clean.get("email"):
+            raise Rejected("missing_identifier", "externalId: an activity needs an externalId "
+                           "or an email", "externalId")
+        person = tenant.person_by_external_id(clean.get("externalId"))
+        if person is None and clean.get("email"):
+            people = tenant.people_by_email(clean["email"])
+            if len(people) > 1:
+                raise Rejected("ambiguous_email", f"email: {clean['email']!r} is shared by "
+                               f"{len(people)} end users; it matches neither", "email")
+            person = people[0] if people else None
+        if person is None:
+            key = "externalId" if clean.get("externalId") else "email"
+            raise Rejected("unknown_user", f"{key}: no end user matches {clean[key]!r}", key)
+        stamp = now_iso()
+        record = {"_id": new_id(), "enduserId": person["_id"],
+                  "companyId": person.get("companyId"), "weight": 1, "info": {}, "date": stamp,
+                  **clean, "createDate": stamp}
+        record.setdefault("externalId", person.get("externalId"))
+        tenant.add_activity(record)
+        return Outcome("created", record)
+    return attempt(tenant, write, row, source)

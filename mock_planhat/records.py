@@ -1,0 +1,147 @@
+"""Field types of Planhat's objects, and the checks a written row must pass.
+
+A check returns a `FieldError` naming the field, or None. Unknown fields are kept as sent
+(Planhat stores them too); known fields must have their type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_KEY_LENGTH = 1024  # ids, emails, keys
+MAX_TEXT_LENGTH = 65_536  # any other string
+MAX_DEPTH = 32  # nesting of custom / info objects
+HEX_ID = re.compile(r"[0-9a-f]{24}\Z")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+STATUSES = ("prospect", "coming", "customer", "canceled", "lost")
+SERVER_FIELDS = ("createDate", "updatedAt", "companyName")
+
+
+@dataclass
+class FieldError(Exception):
+    field: str
+    message: str
+    reason: str = "invalid_field"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"error": self.reason, "field": self.field, "message": str(self)}
+
+
+def _key(value, field):
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, not {_type_name(value)}")
+    if not value.strip():
+        raise FieldError(field, "must not be empty")
+    if len(value) > MAX_KEY_LENGTH:
+        raise FieldError(field, f"is {len(value)} characters long; at most {MAX_KEY_LENGTH}")
+    if _CONTROL.search(value):
+        raise FieldError(field, "must not contain control characters")
+
+
+def _text(value, field):
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, not {_type_name(value)}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise FieldError(field, f"is {len(value)} characters long; at most {MAX_TEXT_LENGTH}")
+
+
+def _email(value, field):
+    _key(value, field)
+    if not EMAIL.match(value.strip()):
+        raise FieldError(field, f"{value!r} is not an email address")
+
+
+def _object_id(value, field):
+    if not isinstance(value, str) or not HEX_ID.match(value):
+        raise FieldError(field, "must be a Planhat id (24 hexadecimal characters)")
+
+
+def _bool(value, field):
+    if not isinstance(value, bool):
+        raise FieldError(field, f"must be true or false, not {_type_name(value)}")
+
+
+def _number(value, field):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError(field, f"must be a number, not {_type_name(value)}")
+
+
+def _list_of(check):
+    def run(value, field):
+        if not isinstance(value, list):
+            raise FieldError(field, f"must be an array, not {_type_name(value)}")
+        for i, item in enumerate(value):
+            check(item, f"{field}[{i}]")
+    return run
+
+
+def _object(value, field):
+    if not isinstance(value, dict):
+        raise FieldError(field, f"must be an object, not {_type_name(value)}")
+    check_depth(value, field)
+
+
+def _status(value, field):
+    if value not in STATUSES:
+        raise FieldError(field, f"{value!r} is not one of {', '.join(STATUSES)}")
+
+
+def check_depth(value, field, depth=0):
+    if depth > MAX_DEPTH:
+        raise FieldError(field, f"is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for v in value.values():
+            check_depth(v, field, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            check_depth(v, field, depth + 1)
+    elif isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+        raise FieldError(field, f"holds a string over {MAX_TEXT_LENGTH} characters")
+
+
+def _type_name(value) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+ENDUSER_FIELDS = {
+    "_id": _object_id, "email": _email, "externalId": _key, "sourceId": _key,
+    "firstName": _text, "lastName": _text, "name": _text, "position": _text, "phone": _text,
+    "companyId": _key, "companyExternalId": _key, "source": _text,
+    "tags": _list_of(_text), "otherEmails": _list_of(_email),
+    "featured": _bool, "primary": _bool, "archived": _bool, "custom": _object,
+}
+COMPANY_FIELDS = {
+    "_id": _object_id, "name": _text, "externalId": _key, "sourceId": _key, "owner": _text,
+    "phase": _text, "status": _status, "domains": _list_of(_key), "custom": _object,
+    "source": _text,
+}
+ACTIVITY_FIELDS = {
+    "email": _email, "externalId": _key, "name": _text, "companyExternalId": _key,
+    "action": _text, "weight": _number, "date": _text, "info": _object,
+}
+
+
+def check_row(row, fields: dict, where: str = "") -> dict:
+    """Check a written row; returns it with nulls dropped (null = "not sent")."""
+    if not isinstance(row, dict):
+        raise FieldError(where or "body", f"must be an object, not {_type_name(row)}")
+    clean = {}
+    for key, value in row.items():
+        if value is None:
+            continue
+        name = f"{where}{key}"
+        check = fields.get(key)
+        if check is not None:
+            check(value, name)
+        else:
+            check_depth(value, name)
+        if key not in SERVER_FIELDS:
+            clean[key] = value.strip() if key == "email" else value
+    return clean

@@ -1,0 +1,1 @@
+"""Blueprints, thin: parse, authenticate, call the store and matching, render."""

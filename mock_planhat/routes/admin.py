@@ -1,0 +1,178 @@
+"""The admin API at /__admin: health, state, tenants, journal, report, faults, pending.
+
+No auth; the app answers it for loopback clients only.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ..config import UNASSIGNED_POLICIES
+from ..errors import ApiError, read_json
+from ..faults import FaultError
+from ..matching import Rejected, assign_pending
+
+bp = Blueprint("admin", __name__, url_prefix="/__admin")
+
+
+def _fake():
+    return current_app.extensions["mock_planhat"]
+
+
+def _tenant():
+    """The tenant named by ``?tenant=TOKEN`` (either of its tokens), else the default one."""
+    token = request.args.get("tenant")
+    registry = _fake().registry
+    if token is None:
+        return registry.default
+    tenant = registry.by_tenant_token(token) or registry.by_api_token(token)
+    if tenant is None:
+        raise ApiError(404, "unknown_tenant", f"tenant: no tenant has token {token!r}", "tenant")
+    return tenant
+
+
+@bp.get("/health")
+def health():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/state")
+def state():
+    tenant = _tenant()
+    with tenant.lock:
+        snapshot = tenant.snapshot()
+    return jsonify(snapshot)
+
+
+@bp.post("/reset")
+def reset():
+    fake = _fake()
+    tenants = [_tenant()] if "tenant" in request.args else fake.registry.all()
+    for tenant in tenants:
+        with tenant.lock:
+            tenant.clear()
+    if "tenant" not in request.args:
+        fake.registry.unknown_tenant_report.clear()
+    return jsonify({"reset": [t.tenant_token for t in tenants]})
+
+
+@bp.post("/tenants")
+def create_tenant():
+    body = read_json(dict) if request.get_data() else {}
+    unknown = set(body) - {"unassigned", "tenantToken", "apiToken"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ApiError(400, "invalid_field", f"{field}: not a tenant option (unassigned, "
+                       "tenantToken, apiToken)", field)
+    unassigned = body.get("unassigned")
+    if unassigned is not None and unassigned not in UNASSIGNED_POLICIES:
+        raise ApiError(400, "invalid_field", f"unassigned: must be one of "
+                       f"{', '.join(UNASSIGNED_POLICIES)}", "unassigned")
+    for key in ("tenantToken", "apiToken"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or len(value) > 200 or "/" in value):
+            raise ApiError(400, "invalid_field", f"{key}: must be a non-empty string of at most "
+                           "200 characters without '/'", key)
+    try:
+        tenant = _fake().registry.create(unassigned, body.get("tenantToken"),
+                                         body.get("apiToken"))
+    except ValueError as exc:
+        raise ApiError(409, "tenant_exists", f"tenantToken: {exc}", "tenantToken") from None
+    response = jsonify({"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
+                        "unassigned": tenant.unassigned})
+    response.status_code = 201
+    return response
+
+
+@bp.get("/tenants")
+def list_tenants():
+    return jsonify([{"tenantToken": t.tenant_token, "apiToken": t.api_token,
+                     "unassigned": t.unassigned} for t in _fake().registry.all()])
+
+
+@bp.get("/requests")
+def journal():
+    fake = _fake()
+    token = _tenant().tenant_token if "tenant" in request.args else None
+    return jsonify({"size": fake.journal.size, "total": fake.journal.total,
+                    "requests": fake.journal.entries(token)})
+
+
+@bp.delete("/requests")
+def clear_journal():
+    token = _tenant().tenant_token if "tenant" in request.args else None
+    _fake().journal.clear(token)
+    return jsonify({"cleared": True})
+
+
+@bp.get("/report")
+def report():
+    tenant = _tenant()
+    with tenant.lock:
+        entries = list(tenant.report)
+        counts = dict(tenant.report_counts)
+    if "tenant" not in request.args:
+        entries += list(_fake().registry.unknown_tenant_report)
+    reason = request.args.get("reason")
+    if reason:
+        entries = [e for e in entries if e["reason"] == reason]
+    return jsonify({"tenant": tenant.tenant_token, "counts": counts, "entries": entries})
+
+
+@bp.post("/faults")
+def add_fault():
+    try:
+        rule = _fake().faults.add(read_json(dict))
+    except FaultError as exc:
+        raise ApiError(400, "invalid_field", str(exc), exc.field) from None
+    response = jsonify(rule)
+    response.status_code = 201
+    return response
+
+
+@bp.get("/faults")
+def list_faults():
+    return jsonify(_fake().faults.rules())
+
+
+@bp.delete("/faults")
+def clear_faults():
+    _fake().faults.clear(request.args.get("tenant"))
+    return jsonify({"cleared": True})
+
+
+@bp.get("/pending")
+def pending():
+    tenant = _tenant()
+    with tenant.lock:
+        return jsonify(list(tenant.pending.values()))
+
+
+@bp.post("/pending/<pid>/assign")
+def assign(pid):
+    tenant = _tenant()
+    body = read_json(dict)
+    key = body.get("companyId")
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, "invalid_field", "companyId: name the company (an _id, extid-… or "
+                       "srcid-…)", "companyId")
+    with tenant.lock:
+        try:
+            outcome = assign_pending(tenant, pid, key)
+        except Rejected as exc:
+            raise ApiError(404, exc.reason, exc.message, exc.field) from None
+    return jsonify(outcome.record)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    text = resources.files("mock_planhat").joinpath("openapi.json").read_text("utf-8")
+    return Response(text, mimetype="application/json")
+
+
+def openapi_document() -> dict:
+    return json.loads(resources.files("mock_planhat").joinpath("openapi.json").read_text("utf-8"))

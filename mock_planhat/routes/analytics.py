@@ -1,0 +1,79 @@
+"""Planhat's tracking host: user activities and dimension data, keyed by the tenant token.
+
+Like Planhat, these are data sinks: once the body parses they answer 200, and what could not
+be applied (unknown tenant, unknown user, a bad row) goes to the report.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..errors import ApiError, read_json
+from ..matching import BULK_LIMIT, record_activity
+from ..records import FieldError, check_row
+from ..store import new_id, now_iso
+
+bp = Blueprint("analytics", __name__)
+DIMENSION_FIELDS = ("dimensionId", "value", "externalId", "model", "date")
+
+
+def _tenant(token: str, payload):
+    registry = current_app.extensions["mock_planhat"].registry
+    tenant = registry.by_tenant_token(token)
+    if tenant is None:
+        registry.report_unknown_tenant(token, payload, request.path)
+    return tenant
+
+
+def _activities(token: str, rows: list):
+    tenant = _tenant(token, rows)
+    if tenant is None:
+        return jsonify({"processed": 0, "errors": []})
+    with tenant.lock:
+        outcomes = [record_activity(tenant, row, request.path) for row in rows]
+    processed = sum(o.status == "created" for o in outcomes)
+    return jsonify({"processed": processed,
+                    "notApplied": [{"index": i, "reason": o.reason, "message": o.message}
+                                   for i, o in enumerate(outcomes) if o.status != "created"]})
+
+
+@bp.post("/analytics/<token>")
+def activity(token):
+    return _activities(token, [read_json(dict)])
+
+
+@bp.post("/analytics/bulk/<token>")
+def activities(token):
+    rows = read_json(list)
+    if len(rows) > BULK_LIMIT * 10:
+        raise ApiError(400, "too_many_items", f"body: {len(rows)} items; at most "
+                       f"{BULK_LIMIT * 10} per bulk", "body")
+    return _activities(token, rows)
+
+
+@bp.post("/dimensiondata/<token>")
+def dimensiondata(token):
+    body = read_json((list, dict))
+    rows = body if isinstance(body, list) else [body]
+    tenant = _tenant(token, rows)
+    if tenant is None:
+        return jsonify({"processed": 0, "errors": []})
+    errors, processed = [], 0
+    with tenant.lock:
+        for index, row in enumerate(rows):
+            try:
+                clean = check_row(row, {}, f"[{index}].")
+                missing = [k for k in ("dimensionId", "value") if k not in clean]
+                if missing:
+                    raise FieldError(f"[{index}].{missing[0]}", "is required")
+                if not (isinstance(clean["value"], (int, float))
+                        and not isinstance(clean["value"], bool)):
+                    raise FieldError(f"[{index}].value", "must be a number")
+            except FieldError as exc:
+                errors.append({"index": index, "field": exc.field, "message": str(exc)})
+                tenant.add_report("invalid_metric", str(exc), row, request.path)
+                continue
+            tenant.dimensiondata.append({"_id": new_id(), "date": now_iso(), **clean,
+                                         "createDate": now_iso()})
+            processed += 1
+    return jsonify({"processed": processed, "errors": errors})

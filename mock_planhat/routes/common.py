@@ -1,0 +1,91 @@
+"""What end users and companies share: list paging, sorting, selecting, bulk upserts."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ..errors import ApiError, read_json
+from ..matching import BULK_LIMIT, bulk_upsert
+
+
+def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: {raw!r} is not a whole number",
+                       name) from None
+    if value < 0:
+        raise ApiError(400, "invalid_query", f"{name}: must not be negative", name)
+    return min(value, maximum) if maximum is not None else value
+
+
+def _sort_key(field: str):
+    def key(record):
+        value = record.get(field)
+        if value is None:
+            return (1, 0, "")
+        if isinstance(value, bool):
+            return (0, 0, int(value))
+        if isinstance(value, (int, float)):
+            return (0, 0, value)
+        return (0, 1, str(value))
+    return key
+
+
+def page(records: list[dict], default_limit: int, max_limit: int):
+    """Apply sort, offset, limit and select from the query string; a bare JSON array."""
+    limit = _int_arg("limit", default_limit, max_limit)
+    offset = _int_arg("offset", 0)
+    sort = request.args.get("sort")
+    if sort:
+        field = sort.lstrip("-")
+        if not field:
+            raise ApiError(400, "invalid_query", "sort: name a field, '-' for descending", "sort")
+        records = sorted(records, key=_sort_key(field), reverse=sort.startswith("-"))
+    records = records[offset:offset + limit]
+    select = request.args.get("select")
+    if select:
+        fields = {"_id", *(f.strip() for f in select.split(",") if f.strip())}
+        records = [{k: v for k, v in r.items() if k in fields} for r in records]
+    return jsonify(records)
+
+
+def bulk(tenant, upsert):
+    """``PUT /endusers`` or ``PUT /companies`` with an array: Planhat's bulk upsert."""
+    rows = read_json(list, "body")
+    if len(rows) > BULK_LIMIT:
+        raise ApiError(400, "too_many_items", f"body: {len(rows)} items; a bulk upsert takes "
+                       f"at most {BULK_LIMIT}", "body")
+    with tenant.lock:
+        result = bulk_upsert(tenant, rows, upsert, request.path)
+    response = jsonify(result.as_dict())
+    response.status_code = result.status
+    return response
+
+
+def filter_values(name: str) -> list[str] | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    return [v.strip() for v in raw.split(",") if v.strip()]
+
+
+STATUS_BY_REASON = {
+    "ambiguous_email": 409, "duplicate_external_id": 409, "duplicate_source_id": 409,
+    "unknown_id": 404,
+}
+
+
+def outcome_response(outcome):
+    """One row's outcome as a response: the record, or a 4xx naming the field."""
+    if outcome.status == "rejected":
+        raise ApiError(STATUS_BY_REASON.get(outcome.reason, 400), outcome.reason,
+                       outcome.message, outcome.field)
+    if outcome.status == "held":
+        response = jsonify({**outcome.record, "pending": True, "message": outcome.message})
+        response.status_code = 202
+        return response
+    return jsonify(outcome.record)

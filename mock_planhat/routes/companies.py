@@ -1,0 +1,112 @@
+"""Companies: /companies and /leancompanies."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ..auth import api_tenant
+from ..errors import ApiError, read_json
+from ..matching import Rejected, attempt, create_company, find_company, update_company
+from ..matching import upsert_company as _upsert
+from ..records import COMPANY_FIELDS, FieldError, check_row
+from .common import bulk, filter_values, outcome_response, page
+
+bp = Blueprint("companies", __name__)
+DEFAULT_LIMIT, MAX_LIMIT = 100, 5_000
+LEAN_FIELDS = ("_id", "externalId", "sourceId", "name")
+
+
+def _company_or_404(tenant, key: str):
+    record = find_company(tenant, key)
+    if record is None:
+        raise ApiError(404, "not_found", f"id: no company matches {key!r}", "id")
+    return record
+
+
+def _checked(body) -> dict:
+    try:
+        return check_row(body, COMPANY_FIELDS)
+    except FieldError as exc:
+        raise ApiError.from_field(exc) from None
+
+
+def _filtered(tenant) -> list[dict]:
+    ext = filter_values("externalId")
+    src = filter_values("sourceId")
+    ids = filter_values("_id") or filter_values("id")
+    if ext is not None:
+        found = [tenant.company_by_external_id(v) for v in ext]
+    elif src is not None:
+        found = [tenant.company_by_source_id(v) for v in src]
+    elif ids is not None:
+        found = [tenant.company(v) for v in ids]
+    else:
+        found = list(tenant.companies.values())
+    return [c for c in found if c is not None]
+
+
+@bp.get("/companies")
+def list_companies():
+    tenant = api_tenant()
+    with tenant.lock:
+        records = _filtered(tenant)
+    return page(records, DEFAULT_LIMIT, MAX_LIMIT)
+
+
+@bp.get("/leancompanies")
+def lean():
+    tenant = api_tenant()
+    with tenant.lock:
+        records = [{k: c.get(k) for k in LEAN_FIELDS if k in c} for c in _filtered(tenant)]
+    return page(records, MAX_LIMIT, MAX_LIMIT)
+
+
+@bp.post("/companies")
+def create():
+    tenant = api_tenant()
+    row = _checked(read_json(dict))
+    with tenant.lock:
+        def write():
+            if "_id" in row:
+                raise Rejected("invalid_field", "_id: is set by the server on create", "_id")
+            for key, lookup in (("externalId", tenant.company_by_external_id),
+                                ("sourceId", tenant.company_by_source_id)):
+                existing = lookup(row.get(key))
+                if existing is not None:
+                    reason = "duplicate_external_id" if key == "externalId" else \
+                        "duplicate_source_id"
+                    raise Rejected(reason, f"{key}: {row[key]!r} belongs to company "
+                                   f"{existing['_id']}", key)
+            return create_company(tenant, row)
+        return outcome_response(attempt(tenant, write, row, request.path))
+
+
+@bp.put("/companies")
+def bulk_upsert():
+    return bulk(api_tenant(), _upsert)
+
+
+@bp.get("/companies/<path:key>")
+def get(key):
+    tenant = api_tenant()
+    with tenant.lock:
+        return jsonify(_company_or_404(tenant, key))
+
+
+@bp.put("/companies/<path:key>")
+def update(key):
+    tenant = api_tenant()
+    row = _checked(read_json(dict))
+    with tenant.lock:
+        record = _company_or_404(tenant, key)
+        outcome = attempt(tenant, lambda: update_company(tenant, record, row), row, request.path)
+        return outcome_response(outcome)
+
+
+@bp.delete("/companies/<path:key>")
+def delete(key):
+    tenant = api_tenant()
+    with tenant.lock:
+        record = _company_or_404(tenant, key)
+        removed = tenant.delete_company(record["_id"])
+    return jsonify({"n": 1, "ok": 1, "deletedCount": 1, "deletedEndusers": len(removed)})

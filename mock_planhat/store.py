@@ -1,0 +1,227 @@
+"""One tenant's state: companies, end users, pending contacts, activities and the report.
+
+Records are plain dicts in Planhat's JSON shape. Every key lookup goes through an index that
+is updated in the same locked section as the record it indexes, so lookups cost the same
+with 100 or 100,000 records. Callers take ``tenant.lock`` around a match-then-write; the
+methods here assume it is held and never take it themselves. A stored record is never
+mutated in place (writers store a new dict), so a snapshot can be serialised after the lock
+is released.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections import Counter, deque
+from datetime import datetime, timezone
+
+_ID_PREFIX = os.urandom(5).hex()
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+def new_id() -> str:
+    """A 24-hex-character id shaped like a MongoDB ObjectId (time, process, counter)."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def norm_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def email_domain(value: str) -> str | None:
+    _, sep, domain = norm_email(value).rpartition("@")
+    return domain if sep and domain else None
+
+
+class _KeyIndex:
+    """value -> id for a unique key (externalId, sourceId)."""
+
+    def __init__(self) -> None:
+        self.by_value: dict[str, str] = {}
+
+    def get(self, value):
+        return self.by_value.get(value) if value is not None else None
+
+    def set(self, old, new, rid: str) -> None:
+        if old == new:
+            return
+        if old is not None and self.by_value.get(old) == rid:
+            del self.by_value[old]
+        if new is not None:
+            self.by_value[new] = rid
+
+
+class _MultiIndex:
+    """value -> set of ids for a key that may be shared (email, domain, companyId)."""
+
+    def __init__(self) -> None:
+        self.by_value: dict[str, set[str]] = {}
+
+    def get(self, value) -> set[str]:
+        return self.by_value.get(value, set()) if value is not None else set()
+
+    def add(self, value, rid: str) -> None:
+        if value is not None:
+            self.by_value.setdefault(value, set()).add(rid)
+
+    def discard(self, value, rid: str) -> None:
+        ids = self.by_value.get(value)
+        if ids is not None:
+            ids.discard(rid)
+            if not ids:
+                del self.by_value[value]
+
+
+class Tenant:
+    """All state of one Planhat tenant. Both of its tokens route requests to it."""
+
+    def __init__(self, tenant_token: str, api_token: str, unassigned: str = "hold",
+                 report_size: int = 10_000) -> None:
+        self.tenant_token = tenant_token
+        self.api_token = api_token
+        self.unassigned = unassigned
+        self.lock = threading.RLock()
+        self.report_size = report_size
+        self.clear()
+
+    def clear(self) -> None:
+        self.companies: dict[str, dict] = {}
+        self.endusers: dict[str, dict] = {}
+        self.pending: dict[str, dict] = {}
+        self.activities: list[dict] = []
+        self.dimensiondata: list[dict] = []
+        self.report: deque[dict] = deque(maxlen=self.report_size)
+        self.report_counts: Counter[str] = Counter()
+        self._company_ext = _KeyIndex()
+        self._company_src = _KeyIndex()
+        self._company_domain = _MultiIndex()
+        self._person_ext = _KeyIndex()
+        self._person_src = _KeyIndex()
+        self._person_email = _MultiIndex()
+        self._members = _MultiIndex()  # company _id -> end user ids
+
+    # ----- companies -------------------------------------------------------------------------
+    def company(self, cid) -> dict | None:
+        return self.companies.get(cid) if isinstance(cid, str) else None
+
+    def company_by_external_id(self, value) -> dict | None:
+        return self.company(self._company_ext.get(value))
+
+    def company_by_source_id(self, value) -> dict | None:
+        return self.company(self._company_src.get(value))
+
+    def companies_by_domain(self, domain: str) -> list[dict]:
+        return [self.companies[c] for c in self._company_domain.get(domain.lower())]
+
+    def put_company(self, record: dict, old: dict | None = None) -> dict:
+        """Insert or replace a company record, keeping the indexes and members in step."""
+        cid = record["_id"]
+        self._company_ext.set(old and old.get("externalId"), record.get("externalId"), cid)
+        self._company_src.set(old and old.get("sourceId"), record.get("sourceId"), cid)
+        for domain in (old or {}).get("domains") or ():
+            self._company_domain.discard(domain.lower(), cid)
+        for domain in record.get("domains") or ():
+            self._company_domain.add(domain.lower(), cid)
+        self.companies[cid] = record
+        if old is not None and old.get("name") != record.get("name"):
+            for uid in self._members.get(cid):  # records are never mutated in place
+                self.endusers[uid] = {**self.endusers[uid], "companyName": record.get("name")}
+        return record
+
+    def delete_company(self, cid: str) -> list[str]:
+        """Remove a company and its end users; returns the removed end users' ids."""
+        record = self.companies.pop(cid)
+        self._company_ext.set(record.get("externalId"), None, cid)
+        self._company_src.set(record.get("sourceId"), None, cid)
+        for domain in record.get("domains") or ():
+            self._company_domain.discard(domain.lower(), cid)
+        members = list(self._members.get(cid))
+        for uid in members:
+            self.delete_person(uid)
+        return members
+
+    # ----- end users and pending contacts ----------------------------------------------------
+    def person(self, pid) -> dict | None:
+        if not isinstance(pid, str):
+            return None
+        return self.endusers.get(pid) or self.pending.get(pid)
+
+    def is_pending(self, pid: str) -> bool:
+        return pid in self.pending
+
+    def person_by_external_id(self, value) -> dict | None:
+        return self.person(self._person_ext.get(value))
+
+    def person_by_source_id(self, value) -> dict | None:
+        return self.person(self._person_src.get(value))
+
+    def people_by_email(self, value: str) -> list[dict]:
+        return [self.person(p) for p in self._person_email.get(norm_email(value))]
+
+    def members(self, cid: str) -> list[dict]:
+        return [self.endusers[u] for u in self._members.get(cid)]
+
+    def put_person(self, record: dict, old: dict | None = None, pending: bool = False) -> dict:
+        """Insert or replace an end user (or a pending contact), keeping indexes in step."""
+        pid = record["_id"]
+        self._person_ext.set(old and old.get("externalId"), record.get("externalId"), pid)
+        self._person_src.set(old and old.get("sourceId"), record.get("sourceId"), pid)
+        old_email = old.get("email") if old else None
+        new_email = record.get("email")
+        if old_email != new_email:
+            if old_email:
+                self._person_email.discard(norm_email(old_email), pid)
+            if new_email:
+                self._person_email.add(norm_email(new_email), pid)
+        if old is not None:
+            self._members.discard(old.get("companyId"), pid)
+        self.pending.pop(pid, None)
+        self.endusers.pop(pid, None)
+        if pending:
+            self.pending[pid] = record
+        else:
+            self.endusers[pid] = record
+            self._members.add(record.get("companyId"), pid)
+        return record
+
+    def delete_person(self, pid: str) -> dict | None:
+        record = self.endusers.pop(pid, None) or self.pending.pop(pid, None)
+        if record is None:
+            return None
+        self._person_ext.set(record.get("externalId"), None, pid)
+        self._person_src.set(record.get("sourceId"), None, pid)
+        if record.get("email"):
+            self._person_email.discard(norm_email(record["email"]), pid)
+        self._members.discard(record.get("companyId"), pid)
+        return record
+
+    # ----- activities and the report ---------------------------------------------------------
+    def add_activity(self, record: dict) -> None:
+        self.activities.append(record)
+
+    def add_report(self, reason: str, message: str, payload=None, source: str | None = None):
+        entry = {"reason": reason, "message": message, "payload": payload,
+                 "source": source, "time": now_iso()}
+        self.report.append(entry)
+        self.report_counts[reason] += 1
+        return entry
+
+    def snapshot(self) -> dict:
+        """The whole state as JSON-able data (copies, so callers may not mutate the store)."""
+        return {
+            "tenant": self.tenant_token,
+            "unassigned": self.unassigned,
+            "companies": list(self.companies.values()),
+            "endusers": list(self.endusers.values()),
+            "pending": list(self.pending.values()),
+            "activities": list(self.activities),
+            "dimensiondata": list(self.dimensiondata),
+            "report": list(self.report),
+            "reportCounts": dict(self.report_counts),
+        }

@@ -1,0 +1,50 @@
+"""The tenant registry: both tokens of every tenant → its `Tenant` (one store each)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import deque
+
+from .store import Tenant, now_iso
+
+
+class Registry:
+    def __init__(self, config) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._by_tenant_token: dict[str, Tenant] = {}
+        self._by_api_token: dict[str, Tenant] = {}
+        # Requests that named no known tenant: nowhere else to keep them.
+        self.unknown_tenant_report: deque[dict] = deque(maxlen=config.report_size)
+        self.default = self.add(config.tenant_token, config.api_token, config.unassigned)
+
+    def add(self, tenant_token: str, api_token: str, unassigned: str | None = None) -> Tenant:
+        with self._lock:
+            if tenant_token in self._by_tenant_token or api_token in self._by_api_token:
+                raise ValueError("a tenant with that token exists already")
+            tenant = Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
+                            self.config.report_size)
+            self._by_tenant_token[tenant_token] = tenant
+            self._by_api_token[api_token] = tenant
+            return tenant
+
+    def create(self, unassigned: str | None = None, tenant_token: str | None = None,
+               api_token: str | None = None) -> Tenant:
+        return self.add(tenant_token or "tt-" + secrets.token_hex(12),
+                        api_token or "at-" + secrets.token_hex(16), unassigned)
+
+    def by_tenant_token(self, token) -> Tenant | None:
+        return self._by_tenant_token.get(token)
+
+    def by_api_token(self, token) -> Tenant | None:
+        return self._by_api_token.get(token)
+
+    def all(self) -> list[Tenant]:
+        with self._lock:
+            return list(self._by_tenant_token.values())
+
+    def report_unknown_tenant(self, token: str, payload, source: str) -> None:
+        self.unknown_tenant_report.append({
+            "reason": "unknown_tenant", "message": f"tenantToken: no tenant has token {token!r}",
+            "payload": payload, "source": source, "time": now_iso(), "tenant": token})
