@@ -1,0 +1,1 @@
+"""pytest plugin: scenario files as tests, and fixtures (being written)."""
