@@ -72,7 +72,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     def _after(response):
         if not request.path.startswith("/__admin"):
             fake.journal.record(request.method, request.path, response.status_code,
-                                request.get_data(cache=True) if request.content_length else b"",
+                                request.get_data(cache=True)
+                                if 0 < (request.content_length or 0) <= config.max_body else b"",
                                 tenant_hint(), request.query_string.decode("latin-1"))
         return response
 
