@@ -6,6 +6,9 @@ that finds a record wins. A matched row updates that record; an unmatched row cr
 
 * An email held by two or more records matches neither: the row is not applied
   (``ambiguous_email``).
+* An email match is taken only when it does not contradict the row: a record whose
+  ``externalId`` (or ``sourceId``) differs from the row's is another person, so the row
+  creates a new end user (who then shares the email).
 * ``externalId`` and ``sourceId`` are unique per tenant: a row that would give one to a second
   record is not applied (``duplicate_external_id`` / ``duplicate_source_id``).
 * A new end user needs a company: ``companyId`` (an ``_id``, ``extid-…`` or ``srcid-…`` key),
@@ -151,7 +154,7 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
     if row.get("email"):
         people = tenant.people_by_email(row["email"])
         if len(people) == 1:
-            return people[0]
+            return people[0] if _same_person(people[0], row) else None
         if len(people) > 1:
             raise Rejected("ambiguous_email",
                            f"email: {row['email']!r} is shared by {len(people)} end users "
@@ -160,6 +163,11 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
     if "_id" in row:
         raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
     return None
+
+
+def _same_person(record: dict, row: dict) -> bool:
+    return all(not row.get(k) or not record.get(k) or row[k] == record[k]
+               for k in ("externalId", "sourceId"))
 
 
 def upsert_enduser(tenant: Tenant, row, source: str | None = None) -> Outcome:

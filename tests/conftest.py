@@ -58,3 +58,9 @@ def live_server():
     server = Server(create_app(Config()), "127.0.0.1", 0).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_api():
+    """``make_api(unassigned="discard", ...)``: an Api on a fresh app with that config."""
+    return lambda **config: Api(create_app(Config(**config)).test_client())
