@@ -68,7 +68,7 @@ def parse_rule(spec) -> dict:
         raise FaultError("method", "must be an HTTP method or '*'")
     if not isinstance(path, str) or not path.startswith(("/", "*")):
         raise FaultError("path", "must be a path pattern such as '/endusers*' or '*'")
-    if status is not None and status not in FAULT_STATUSES:
+    if status is not None and (type(status) is not int or status not in FAULT_STATUSES):
         raise FaultError("status", f"must be one of {', '.join(map(str, FAULT_STATUSES))}")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 30:
         raise FaultError("delay", "must be a number of seconds from 0 to 30")
