@@ -37,6 +37,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_json(expect: type | tuple | None = None, what: str = "body"):
     """The request body as JSON, or a 4xx that says what is wrong with it."""
     ctype = request.mimetype or ""
@@ -48,7 +52,7 @@ def read_json(expect: type | tuple | None = None, what: str = "body"):
     if not raw.strip():
         raise ApiError(400, "invalid_json", f"{what}: the request has no JSON body", what)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json)
     except RecursionError:
         raise ApiError(400, "invalid_json", f"{what}: JSON nested too deeply", what) from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -43,6 +43,10 @@ def _body(raw: bytes):
     if len(raw) > MAX_BODY_CHARS:
         return {"truncated": True, "bytes": len(raw)}
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)  # NaN etc.: kept as text
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON value")
