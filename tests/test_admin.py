@@ -1,0 +1,163 @@
+"""The admin API: health, state, reset, tenants, journal, report, faults."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mock_planhat.config import DEFAULT_TENANT_TOKEN as TENANT
+
+
+def test_health(client):
+    assert client.get("/__admin/health").get_json() == {"status": "ok"}
+
+
+def test_state_shape(api):
+    state = api.state()
+    assert {"tenant", "companies", "endusers", "pending", "activities", "report"} <= set(state)
+    assert state["tenant"] == TENANT
+
+
+def test_tenants_are_isolated(client, api, company):
+    fresh = client.post("/__admin/tenants", json={}).get_json()
+    assert set(fresh) >= {"tenantToken", "apiToken"}
+    other = {"Authorization": f"Bearer {fresh['apiToken']}"}
+    assert client.get("/companies", headers=other).get_json() == []
+    client.post("/companies", headers=other, json={"name": "Theirs", "externalId": "acme"})
+    assert [c["name"] for c in api.get("/companies").get_json()] == ["Acme"]
+    theirs = client.get(f"/__admin/state?tenant={fresh['tenantToken']}").get_json()
+    assert [c["name"] for c in theirs["companies"]] == ["Theirs"]
+    client.post(f"/analytics/{fresh['tenantToken']}", json={"externalId": "x", "action": "a"})
+    assert api.state()["report"] == []
+    assert theirs["tenant"] == fresh["tenantToken"]
+
+
+def test_tenant_with_basic_auth_and_own_policy(client):
+    fresh = client.post("/__admin/tenants", json={"unassigned": "discard"}).get_json()
+    import base64
+    basic = base64.b64encode(f"{fresh['apiToken']}:".encode()).decode()
+    r = client.put("/endusers", headers={"Authorization": f"Basic {basic}"},
+                   json=[{"externalId": "u1"}])
+    assert r.get_json()["createdErrors"][0]["reason"] == "no_company"
+    state = client.get(f"/__admin/state?tenant={fresh['tenantToken']}").get_json()
+    assert state["pending"] == [] and state["unassigned"] == "discard"
+
+
+def test_tenant_options_are_checked(client):
+    r = client.post("/__admin/tenants", json={"unassigned": "keep"})
+    assert r.status_code == 400 and r.get_json()["field"] == "unassigned"
+    r = client.post("/__admin/tenants", json={"tenantToken": TENANT})
+    assert r.status_code == 409
+    assert client.get("/__admin/state?tenant=nope").status_code == 404
+
+
+def test_reset_one_tenant_or_all(client, api, company):
+    fresh = client.post("/__admin/tenants").get_json()
+    client.post("/companies", headers={"Authorization": f"Bearer {fresh['apiToken']}"},
+                json={"name": "B"})
+    client.post(f"/__admin/reset?tenant={fresh['tenantToken']}")
+    assert client.get(f"/__admin/state?tenant={fresh['tenantToken']}").get_json()[
+        "companies"] == []
+    assert len(api.state()["companies"]) == 1
+    client.post("/__admin/reset")
+    assert api.state()["companies"] == []
+
+
+def test_journal_records_requests_newest_last(api, company):
+    api.get("/companies")
+    entries = api.client.get("/__admin/requests").get_json()["requests"]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/companies", 200), ("GET", "/companies", 200)]
+    assert entries[0]["body"]["name"] == "Acme" and entries[0]["tenant"] == TENANT
+    api.client.delete("/__admin/requests")
+    assert api.client.get("/__admin/requests").get_json()["requests"] == []
+
+
+def test_journal_is_bounded(make_api):
+    api = make_api(journal_size=3)
+    for i in range(5):
+        api.get(f"/companies?limit={i}")
+    body = api.client.get("/__admin/requests").get_json()
+    assert body["size"] == 3 and body["total"] == 5
+    assert [e["query"] for e in body["requests"]] == ["limit=2", "limit=3", "limit=4"]
+
+
+def test_journal_filters_by_tenant(client, api):
+    fresh = client.post("/__admin/tenants").get_json()
+    client.get("/companies", headers={"Authorization": f"Bearer {fresh['apiToken']}"})
+    api.get("/companies")
+    mine = client.get(f"/__admin/requests?tenant={fresh['tenantToken']}").get_json()
+    assert len(mine["requests"]) == 1 and mine["requests"][0]["tenant"] == fresh["tenantToken"]
+
+
+def test_fault_429_with_retry_after_then_recovers(api):
+    r = api.client.post("/__admin/faults", json={"method": "PUT", "path": "/endusers*",
+                                                 "status": 429, "retryAfter": 2, "count": 2})
+    assert r.status_code == 201
+    for _ in range(2):
+        hit = api.put("/endusers", json=[{"externalId": "u1"}])
+        assert hit.status_code == 429 and hit.headers["Retry-After"] == "2"
+        assert hit.get_json()["error"] == "injected_fault"
+    assert api.state()["pending"] == []
+    assert api.get("/endusers").status_code == 200  # other methods untouched
+    assert api.put("/endusers", json=[{"externalId": "u1"}]).status_code == 206
+    assert api.client.get("/__admin/faults").get_json() == []
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_fault_5xx(api, status):
+    api.client.post("/__admin/faults", json={"path": "/companies", "status": status})
+    assert api.get("/companies").status_code == status
+    assert api.get("/companies").status_code == 200
+
+
+def test_fault_delay(api):
+    api.client.post("/__admin/faults", json={"path": "/companies", "delay": 0.3})
+    start = time.monotonic()
+    assert api.get("/companies").status_code == 200
+    assert time.monotonic() - start >= 0.3
+
+
+def test_fault_only_for_its_tenant(client, api):
+    fresh = client.post("/__admin/tenants").get_json()
+    client.post("/__admin/faults", json={"path": "*", "status": 503,
+                                         "tenant": fresh["tenantToken"]})
+    assert api.get("/companies").status_code == 200
+    other = {"Authorization": f"Bearer {fresh['apiToken']}"}
+    assert client.get("/companies", headers=other).status_code == 503
+
+
+def test_fault_rules_list_and_clear(client):
+    client.post("/__admin/faults", json={"status": 500, "count": 3})
+    assert client.get("/__admin/faults").get_json()[0]["remaining"] == 3
+    client.delete("/__admin/faults")
+    assert client.get("/__admin/faults").get_json() == []
+
+
+@pytest.mark.parametrize("rule,field", [({"status": 418}, "status"), ({"count": 0}, "count"),
+                                        ({"status": 500, "delay": -1}, "delay"),
+                                        ({"status": 500, "nope": 1}, "nope"), ({}, "status")])
+def test_bad_fault_rule_names_the_field(client, rule, field):
+    r = client.post("/__admin/faults", json=rule)
+    assert r.status_code == 400 and r.get_json()["field"] == field
+
+
+def test_report_filters_by_reason(api):
+    api.client.post(f"/analytics/{TENANT}", json={"externalId": "ghost", "action": "x"})
+    api.put("/endusers", json=[5])
+    report = api.client.get("/__admin/report?reason=unknown_user").get_json()
+    assert [e["reason"] for e in report["entries"]] == ["unknown_user"]
+    assert report["counts"] == {"unknown_user": 1, "invalid_field": 1}
+
+
+def test_admin_answers_loopback_only(client):
+    r = client.get("/__admin/state", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    assert client.get("/__admin/health", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+
+
+def test_assign_unknown_pending_is_404(client, company):
+    r = client.post("/__admin/pending/0123456789abcdef01234567/assign",
+                    json={"companyId": "extid-acme"})
+    assert r.status_code == 404 and r.get_json()["field"] == "id"

@@ -1,0 +1,67 @@
+"""Companies over HTTP, and /leancompanies."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_create_needs_a_name(api):
+    r = api.post("/companies", json={"externalId": "x"})
+    assert r.status_code == 400 and r.get_json()["field"] == "name"
+    assert api.state()["companies"] == []
+
+
+def test_crud_with_prefixed_keys(api, company):
+    for key in (company["_id"], "extid-acme"):
+        assert api.get(f"/companies/{key}").get_json()["name"] == "Acme"
+    api.put("/companies/extid-acme", json={"sourceId": "s-acme", "custom": {"tier": 1}})
+    got = api.get("/companies/srcid-s-acme").get_json()
+    assert got["custom"] == {"tier": 1} and got["_id"] == company["_id"]
+    assert api.delete("/companies/srcid-s-acme").get_json()["deletedCount"] == 1
+    assert api.get("/companies/extid-acme").status_code == 404
+
+
+def test_duplicate_external_id_is_409(api, company):
+    r = api.post("/companies", json={"name": "Acme 2", "externalId": "acme"})
+    assert r.status_code == 409 and r.get_json()["field"] == "externalId"
+
+
+def test_bulk_upsert(api, company):
+    r = api.put("/companies", json=[{"externalId": "acme", "name": "Acme Inc"},
+                                    {"externalId": "beta", "name": "Beta"},
+                                    {"externalId": "nameless"}])
+    assert r.status_code == 206
+    body = r.get_json()
+    assert (body["created"], body["updated"]) == (1, 1)
+    assert body["createdErrors"][0]["field"] == "name"
+    assert {c["name"] for c in api.get("/companies").get_json()} == {"Acme Inc", "Beta"}
+
+
+def test_rename_updates_company_name_of_its_end_users(api, company):
+    api.post("/endusers", json={"externalId": "u1", "companyId": "extid-acme"})
+    api.put("/companies/extid-acme", json={"name": "Acme Corp"})
+    assert api.get("/endusers/extid-u1").get_json()["companyName"] == "Acme Corp"
+
+
+def test_delete_removes_its_end_users(api, company):
+    api.post("/endusers", json={"externalId": "u1", "companyId": "extid-acme"})
+    body = api.delete("/companies/extid-acme").get_json()
+    assert body["deletedEndusers"] == 1
+    assert api.get("/endusers/extid-u1").status_code == 404
+
+
+def test_list_and_lean(api, company):
+    api.post("/companies", json={"name": "Beta", "externalId": "beta", "sourceId": "sb"})
+    names = [c["name"] for c in api.get("/companies?sort=-name").get_json()]
+    assert names == ["Beta", "Acme"]
+    lean = api.get("/leancompanies?externalId=beta").get_json()
+    assert len(lean) == 1 and set(lean[0]) == {"_id", "externalId", "sourceId", "name"}
+    assert [c["name"] for c in api.get("/companies?externalId=acme").get_json()] == ["Acme"]
+
+
+@pytest.mark.parametrize("body,field", [({"name": 5}, "name"), ({"name": "A", "domains": "x"},
+                                        "domains"), ({"name": "A", "status": "vip"}, "status"),
+                                        ({"name": "A", "custom": []}, "custom")])
+def test_wrong_types_name_the_field(api, body, field):
+    r = api.post("/companies", json=body)
+    assert r.status_code == 400 and r.get_json()["field"] == field
