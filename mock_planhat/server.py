@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -27,7 +28,11 @@ class Server:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True):
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         handler = _QuietHandler if quiet else _AccessLogHandler
-        self._server = make_server(host, port, app, threaded=True, request_handler=handler)
+        # Bind here so a busy port is an OSError we can word, not werkzeug's exit.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=128)
+        self._server = make_server(host, port, app, threaded=True, request_handler=handler,
+                                   fd=self._socket.fileno())
         self._server.daemon_threads = True
         self.host = host
         self.port = self._server.socket.getsockname()[1]
@@ -50,6 +55,7 @@ class Server:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._socket.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
