@@ -1,0 +1,220 @@
+"""The OpenAPI document: valid, complete (every route, nothing more), and true to the answers."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from mock_planhat import Config, create_app
+
+API = {"Authorization": "Bearer mock-api-token"}
+TENANT = "mock-tenant-token"
+DOC_URI = "urn:mock-planhat:openapi"
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    text = resources.files("mock_planhat").joinpath("openapi.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _registry(doc: dict) -> Registry:
+    return Registry().with_resource(DOC_URI, Resource.from_contents(doc, DRAFT202012))
+
+
+def _resolve(doc: dict, node: dict) -> dict:
+    """Follow a local ``$ref`` (components/responses) to its target."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def response_spec(doc: dict, path: str, method: str, status: int) -> dict:
+    op = doc["paths"][path][method]
+    assert str(status) in op["responses"], (
+        f"{method.upper()} {path}: {status} is not documented ({sorted(op['responses'])})")
+    return _resolve(doc, op["responses"][str(status)])
+
+
+def check_body(doc: dict, spec: dict, response) -> None:
+    """The response's JSON body validates against the documented schema."""
+    assert response.mimetype == "application/json", response.mimetype
+    schema = _rebase(spec["content"]["application/json"]["schema"])
+    validator = Draft202012Validator(schema, registry=_registry(doc))
+    errors = sorted(validator.iter_errors(response.get_json()), key=str)
+    assert not errors, [e.message for e in errors[:5]]
+
+
+def _rebase(schema):
+    """An inline schema whose refs point into the document."""
+    if isinstance(schema, dict):
+        return {k: (DOC_URI + v if k == "$ref" and v.startswith("#") else _rebase(v))
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebase(v) for v in schema]
+    return schema
+
+
+def conforms(doc: dict, path: str, method: str, response) -> None:
+    check_body(doc, response_spec(doc, path, method, response.status_code), response)
+
+
+# ----- the document ------------------------------------------------------------------------
+def test_document_is_valid_openapi_3_1(doc):
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+
+
+def test_served_document_is_the_package_file(client, doc):
+    response = client.get("/__admin/openapi.json")
+    assert response.status_code == 200
+    assert response.get_json() == doc
+
+
+def _flask_routes(app) -> dict[str, set[str]]:
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue  # Flask's own static route: the fake has no static files
+        path = re.sub(r"<(?:[a-z]+:)?([^>]+)>", r"{\1}", rule.rule)
+        methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
+        routes.setdefault(path, set()).update(methods)
+    return routes
+
+
+def test_every_route_is_documented_and_nothing_else(doc):
+    routes = _flask_routes(create_app(Config()))
+    documented = {path: {m for m in item if m in METHODS} for path, item in doc["paths"].items()}
+    assert set(routes) - set(documented) == set(), "routes missing from the document"
+    assert set(documented) - set(routes) == set(), "documented paths the server lacks"
+    for path, methods in routes.items():
+        assert documented[path] == methods, path
+
+
+def test_every_operation_documents_its_errors(doc):
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            codes = set(op["responses"])
+            assert codes & {"200", "201"}, (path, method)
+            if "requestBody" in op:
+                assert {"400", "413", "415"} <= codes, (path, method)
+            if path.startswith("/__admin"):
+                assert op["security"] == [] and "403" in codes, (path, method)
+                continue
+            assert {"408", "429", "500", "502", "503", "504"} <= codes, (path, method)
+            if path.startswith(("/analytics", "/dimensiondata", "/v1", "/dock")):
+                assert op["security"] == [], (path, method)
+            else:
+                assert op["security"] == [{"bearer": []}, {"basic": []}], (path, method)
+                assert "401" in codes, (path, method)
+
+
+def test_every_error_response_uses_the_error_schema(doc):
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            for status, spec in op["responses"].items():
+                if int(status) >= 400:
+                    schema = _resolve(doc, spec)["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (path, status)
+    error = doc["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"error", "message", "field"}
+
+
+# ----- answers validate against the document ----------------------------------------------
+@pytest.fixture
+def small_app():
+    return create_app(Config(max_body=2048))
+
+
+@pytest.fixture
+def c(small_app):
+    return small_app.test_client()
+
+
+def test_end_user_answers_conform(doc, c):
+    co = c.post("/companies", json={"name": "Acme", "externalId": "acme",
+                                    "domains": ["acme.com"]}, headers=API)
+    conforms(doc, "/companies", "post", co)
+    made = c.post("/endusers", json={"email": "Ada@acme.com", "externalId": "u-1",
+                                     "firstName": "Ada", "custom": {"plan": "pro"}}, headers=API)
+    assert made.status_code == 200
+    conforms(doc, "/endusers", "post", made)
+    held = c.post("/endusers", json={"email": "x@nowhere.org"}, headers=API)
+    assert held.status_code == 202
+    conforms(doc, "/endusers", "post", held)
+    bulk = c.put("/endusers", json=[{"externalId": "u-1", "lastName": "L"}, {"email": 5},
+                                    {"email": "y@nowhere.org"}], headers=API)
+    assert bulk.status_code == 206
+    conforms(doc, "/endusers", "put", bulk)
+    listed = c.get("/endusers?limit=10&sort=-email&select=email", headers=API)
+    conforms(doc, "/endusers", "get", listed)
+    conforms(doc, "/endusers/{key}", "get", c.get("/endusers/extid-u-1", headers=API))
+    conforms(doc, "/endusers/{key}", "put",
+             c.put("/endusers/extid-u-1", json={"phone": "1"}, headers=API))
+    conforms(doc, "/endusers/{key}", "delete", c.delete("/endusers/extid-u-1", headers=API))
+    conforms(doc, "/endusers/{key}", "get", c.get("/endusers/extid-u-1", headers=API))
+    conforms(doc, "/leancompanies", "get", c.get("/leancompanies", headers=API))
+    conforms(doc, "/companies/{key}", "delete", c.delete("/companies/extid-acme", headers=API))
+
+
+def test_error_answers_conform(doc, c):
+    cases = [
+        ("/endusers", "get", c.get("/endusers")),
+        ("/endusers", "get", c.get("/endusers?limit=ten", headers=API)),
+        ("/endusers", "post", c.post("/endusers", data="{", headers=API,
+                                     content_type="application/json")),
+        ("/endusers", "post", c.post("/endusers", data="a=1", headers=API,
+                                     content_type="application/x-www-form-urlencoded")),
+        ("/endusers", "put", c.put("/endusers", json=[{}] * 5001, headers=API)),
+        ("/companies", "post", c.post("/companies", json={"name": "x" * 4000}, headers=API)),
+        ("/companies/{key}", "get", c.get("/companies/nope", headers=API)),
+        ("/__admin/state", "get", c.get("/__admin/state?tenant=nope")),
+    ]
+    for path, method, response in cases:
+        assert 400 <= response.status_code < 500
+        conforms(doc, path, method, response)
+
+
+def test_unknown_route_and_wrong_method_conform(doc, c):
+    missing = c.get("/nope", headers=API)
+    assert missing.status_code == 404
+    check_body(doc, doc["components"]["responses"]["NotFound"], missing)
+    wrong = c.delete("/endusers", headers=API)
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+    check_body(doc, doc["components"]["responses"]["MethodNotAllowed"], wrong)
+
+
+def test_tracking_and_admin_answers_conform(doc, c):
+    conforms(doc, "/analytics/{token}", "post",
+             c.post(f"/analytics/{TENANT}", json={"externalId": "nobody", "action": "x"}))
+    conforms(doc, "/analytics/{token}", "post", c.post("/analytics/nope", json={}))
+    conforms(doc, "/analytics/bulk/{token}", "post",
+             c.post(f"/analytics/bulk/{TENANT}", json=[{"email": "a@b.c"}, 3]))
+    conforms(doc, "/dimensiondata/{token}", "post",
+             c.post(f"/dimensiondata/{TENANT}", json=[{"dimensionId": "d", "value": 1}, {}]))
+    for path in ("/__admin/state", "/__admin/report", "/__admin/requests", "/__admin/tenants",
+                 "/__admin/health", "/__admin/pending", "/__admin/faults"):
+        conforms(doc, path, "get", c.get(path))
+    conforms(doc, "/__admin/tenants", "post", c.post("/__admin/tenants"))
+    rule = c.post("/__admin/faults", json={"path": "/endusers", "status": 429, "retryAfter": 2})
+    conforms(doc, "/__admin/faults", "post", rule)
+    faulted = c.get("/endusers", headers=API)
+    assert faulted.status_code == 429 and faulted.headers["Retry-After"] == "2"
+    conforms(doc, "/endusers", "get", faulted)
+    conforms(doc, "/__admin/faults", "delete", c.delete("/__admin/faults"))
+    conforms(doc, "/__admin/reset", "post", c.post("/__admin/reset"))
