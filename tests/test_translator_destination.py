@@ -475,3 +475,14 @@ def test_context_manager_closes_only_owned_transport():
         assert isinstance(d.transport, HttpTransport)
         d.transport.session.close = lambda: closed.append(True)
     assert closed == [True]
+
+
+def test_responses_record_final_attempts(dest, app):
+    app.script("PUT", "/endusers", (502, {"e": 1}))
+    result = dest.send_many([identify("u1"), track("u1")])
+    assert [(req.path, resp.status) for req, resp in result.responses] == [
+        ("/endusers", 200),
+        ("/analytics/bulk/tt", 200),
+    ]
+    assert result.responses[0][1].json()["created"] == 1
+    assert result.ok and result.requests == 3

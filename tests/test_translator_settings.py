@@ -88,3 +88,9 @@ def test_direct_construction_is_validated_too():
     with pytest.raises(SettingsError) as info:
         Settings(tenant_token="t", subdomain="nope")
     assert info.value.field == "settings.subdomain"
+
+
+def test_to_dict_round_trips():
+    s = Settings.from_dict({"tenant_token": "tt", "subdomain": "api-us4", "api_token": "k"})
+    assert Settings.from_dict(s.to_dict()) == s
+    assert s.to_dict()["api_url"] == "https://api-us4.planhat.com"

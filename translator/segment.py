@@ -94,9 +94,6 @@ def _normalise(call: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = str(int(value))
         elif isinstance(value, int | float):
             out[key] = str(value)
-    for key in ("traits", "properties", "context", "integrations"):
-        if key in out and not out[key]:
-            out[key] = {}
     context = out.get("context")
     if isinstance(context, dict):
         for key in [k for k, v in context.items() if v is None]:
