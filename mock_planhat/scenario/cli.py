@@ -1,0 +1,117 @@
+"""The scenario commands: ``run``, ``validate`` and ``schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DEFAULT_PATHS = ["scenarios"]
+
+
+def add_parsers(sub) -> None:
+    run = sub.add_parser(
+        "run", help="run scenario files against a fresh fake and report pass/fail",
+        description="Run scenario files (or every *.yaml, *.yml, *.json in folders), each in a "
+                    "fresh tenant of an in-process fake, or of a running one with --url.")
+    run.add_argument("paths", nargs="*", metavar="PATH",
+                     help="scenario files or folders (default: scenarios)")
+    run.add_argument("--url", help="a running mock-planhat, e.g. http://127.0.0.1:8765")
+    run.add_argument("-q", "--quiet", action="store_true", help="print failures only")
+    run.set_defaults(handler=run_command)
+
+    validate = sub.add_parser("validate", help="check scenario files without running them",
+                              description="Check scenario files; every problem is printed as "
+                                          "file:line:column: path: message.")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    validate.add_argument("--calls", action="store_true",
+                          help="also print the Segment calls each valid file sends, one JSON "
+                               "object a line")
+    validate.set_defaults(handler=validate_command)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files",
+                            description="Print the JSON Schema (draft 2020-12) of scenario "
+                                        "files, for editors and CI.")
+    schema.set_defaults(handler=schema_command)
+
+
+def _files(paths, out) -> list | None:
+    from .load import find_files
+
+    try:
+        files = find_files(paths)
+    except FileNotFoundError as exc:
+        print(f"mock-planhat: error: {exc}: no such file or folder", file=out)
+        return None
+    if not files:
+        print(f"mock-planhat: error: no scenario files (*.yaml, *.yml, *.json) in "
+              f"{', '.join(map(str, paths))}", file=out)
+        return None
+    return files
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .run import Target, run_file
+
+    files = _files(args.paths or DEFAULT_PATHS, sys.stderr)
+    if files is None:
+        return 2
+    try:
+        target = Target(url=args.url)
+    except Exception as exc:  # noqa: BLE001 - a bad URL must not become a traceback
+        print(f"mock-planhat: error: {exc}", file=sys.stderr)
+        return 2
+    passed = failed = 0
+    try:
+        for path in files:
+            try:
+                result = run_file(path, target)
+            except OSError as exc:  # the server went away
+                print(f"FAIL  {path}: cannot reach {args.url}: {exc}", flush=True)
+                failed += 1
+                continue
+            if result.passed:
+                passed += 1
+                if not args.quiet:
+                    print(result.render(), flush=True)
+            else:
+                failed += 1
+                print(result.render(), flush=True)
+    finally:
+        target.close()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from .load import ScenarioError, load_scenario
+    from .plan import planned_calls
+
+    files = _files(args.paths, sys.stderr)
+    if files is None:
+        return 2
+    valid = invalid = 0
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            invalid += 1
+            for problem in exc.problems:
+                print(problem)
+            continue
+        valid += 1
+        if args.calls:
+            for call in planned_calls(scenario):
+                print(json.dumps(call, ensure_ascii=False))
+        else:
+            print(f"ok  {path}: {scenario.name}")
+    if not args.calls:
+        print(f"{valid} valid, {invalid} invalid")
+    return 1 if invalid else 0
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    from .load import schema_text
+
+    sys.stdout.write(schema_text().rstrip("\n") + "\n")
+    return 0

@@ -1,0 +1,193 @@
+"""From a scenario to a plan: the exact Segment calls, faults and expectations, in order.
+
+Planning needs no fake: calls, generated users and Engage deltas depend only on the file,
+its seed and a fixed clock, so the same file always yields byte-identical calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .engage import Computation, audience_key, engage_identify
+from .load import CALL_TYPES, REF, Scenario
+
+DEFAULT_CLOCK = "2024-01-01T00:00:00Z"
+LIBRARY = {"name": "analytics-python", "version": "2.3.3"}
+ENGAGE_LIBRARY = {"name": "unknown", "version": "unknown"}
+
+
+@dataclass
+class Action:
+    kind: str  # "send" | "fault" | "expect"
+    path: tuple  # where in the document
+    label: str
+    calls: list[dict] = field(default_factory=list)
+    fault: dict = field(default_factory=dict)
+    expect: dict = field(default_factory=dict)
+    engage: dict = field(default_factory=dict)  # expected custom values: key -> {userId: v}
+
+
+class Clock:
+    def __init__(self, start: str):
+        self.now = datetime.strptime(start.replace("Z", "").split(".")[0], "%Y-%m-%dT%H:%M:%S")
+        self.now = self.now.replace(tzinfo=timezone.utc)
+
+    def tick(self) -> str:
+        stamp = self.now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.now += timedelta(seconds=1)
+        return stamp
+
+
+class Planner:
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.rng = random.Random(scenario.seed)
+        self.clock = Clock(scenario.data.get("clock", DEFAULT_CLOCK))
+        self.users: dict[str, list] = {}  # generate name -> [User]
+        self.computations: dict[str, Computation] = {}  # key -> Computation
+        self.names: dict[str, str] = {}  # audience name or key -> key
+        self.space_id = "spa_" + self._hex(22)
+
+    def _hex(self, n: int) -> str:
+        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
+
+    # ----- calls ---------------------------------------------------------------------------
+    def complete(self, call: dict, library: dict = LIBRARY) -> dict:
+        """Fill a call's defaults the way Segment's libraries do."""
+        out: dict[str, Any] = {"type": call["type"]}
+        for key, value in call.items():
+            if key not in ("type", "context"):
+                out[key] = copy.deepcopy(value)
+        out.setdefault("anonymousId", None)
+        out["context"] = {"library": dict(library), **copy.deepcopy(call.get("context") or {})}
+        out.setdefault("integrations", {})
+        out.setdefault("messageId", str(uuid.UUID(int=self.rng.getrandbits(128), version=4)))
+        out.setdefault("timestamp", self.clock.tick())
+        return out
+
+    def user_id(self, value):
+        """A userId, or the userId a reference ('@users[3]') names."""
+        user = self.ref_user(value)
+        return user.userId if user is not None else value
+
+    def ref_user(self, value):
+        if not isinstance(value, str) or not value.startswith("@"):
+            return None
+        match = REF.match(value)
+        return self.users[match.group(1)][int(match.group(2))]
+
+    def members(self, spec) -> list[str]:
+        items = spec if isinstance(spec, list) else [spec]
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, str):
+                match = REF.match(item) if item.startswith("@") else None
+                if match and match.group(3):
+                    start = int(match.group(2)) if match.group(2) else None
+                    stop = int(match.group(4)) if match.group(4) else None
+                    out += [u.userId for u in self.users[match.group(1)][start:stop]]
+                else:
+                    out.append(self.user_id(item))
+            else:
+                users = self.users[item["from"]]
+                if "slice" in item:
+                    start, stop = item["slice"]
+                    chosen = users[start:stop]
+                elif "indexes" in item:
+                    chosen = [users[i] for i in item["indexes"]]
+                elif "fraction" in item:
+                    picked = self.rng.sample(range(len(users)),
+                                             round(item["fraction"] * len(users)))
+                    chosen = [users[i] for i in sorted(picked)]
+                else:
+                    chosen = users
+                out += [u.userId for u in chosen]
+        return list(dict.fromkeys(out))
+
+    # ----- steps ---------------------------------------------------------------------------
+    def plan(self) -> list[Action]:
+        actions: list[Action] = []
+        for index, step in enumerate(self.scenario.data.get("steps") or []):
+            kind = next(k for k in step if k != "note")
+            body = step[kind]
+            path = ("steps", index, kind)
+            label = f"steps[{index}] {kind}" + (f" ({step['note']})" if "note" in step else "")
+            actions.append(self.step(kind, body, path, label))
+        if "expect" in self.scenario.data:
+            actions.append(self.expect(self.scenario.data["expect"], ("expect",), "expect"))
+        return actions
+
+    def step(self, kind: str, body: dict, path: tuple, label: str) -> Action:
+        if kind in CALL_TYPES:
+            call = {"type": kind, **body}
+            for key in ("userId", "previousId"):
+                if key in call:
+                    call[key] = self.user_id(call[key])
+            return Action("send", path, label, calls=[self.complete(call)])
+        if kind == "generate":
+            from .generate import generate, user_calls
+
+            users, _ = generate(body, self.rng)
+            self.users[body.get("name", "users")] = users
+            calls = [self.complete(c) for u in users for c in user_calls(u, body, self.rng)]
+            return Action("send", path, label + f": {len(users)} users", calls=calls)
+        if kind == "audience":
+            key = body.get("key") or audience_key(body["name"])
+            comp = self.computations.get(key)
+            if comp is None:
+                comp = Computation(key, "audience", body.get("id") or "aud_" + self._hex(22),
+                                   self.space_id)
+                self.computations[key] = comp
+            self.names[body["name"]] = self.names[key] = key
+            changes = comp.audience_changes(self.members(body["members"]))
+            calls = [self.complete(engage_identify(comp, u, v), ENGAGE_LIBRARY)
+                     for u, v in changes]
+            return Action("send", path, label + f" {key!r}: {len(calls)} changes", calls=calls)
+        if kind == "computed_trait":
+            key = body["key"]
+            comp = self.computations.get(key)
+            if comp is None:
+                comp = Computation(key, "trait", body.get("id") or "tra_" + self._hex(22),
+                                   self.space_id)
+                self.computations[key] = comp
+            self.names[key] = key
+            values = {self.user_id(u): v for u, v in body["values"].items()}
+            calls = [self.complete(engage_identify(comp, u, v), ENGAGE_LIBRARY)
+                     for u, v in comp.trait_changes(values)]
+            return Action("send", path, label + f" {key!r}: {len(calls)} changes", calls=calls)
+        if kind == "fault":
+            rule = {"method": body.get("method", "*"), "path": body.get("path", "*"),
+                    "status": body["status"], "count": body.get("count", 1)}
+            if "retryAfter" in body:
+                rule["retryAfter"] = body["retryAfter"]
+            return Action("fault", path, label, fault=rule)
+        return self.expect(body, path, label)
+
+    def expect(self, body: dict, path: tuple, label: str) -> Action:
+        resolved = copy.deepcopy(body)
+        for kind in ("endusers", "pending"):
+            for finder in resolved.get(kind) or []:
+                if "externalId" in finder:
+                    finder["externalId"] = self.user_id(finder["externalId"])
+                if "email" in finder:
+                    user = self.ref_user(finder["email"])
+                    finder["email"] = user.email if user is not None else finder["email"]
+        engage = {}
+        for name in list(resolved.get("audiences") or []) + list(resolved.get("traits") or []):
+            key = self.names[name]
+            engage[key] = self.computations[key].expected()
+        return Action("expect", path, label, expect=resolved, engage=engage)
+
+
+def plan(scenario: Scenario) -> list[Action]:
+    return Planner(scenario).plan()
+
+
+def planned_calls(scenario: Scenario) -> list[dict]:
+    """Every Segment call the scenario sends, in order."""
+    return [call for action in plan(scenario) for call in action.calls]

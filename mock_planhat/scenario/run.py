@@ -1,0 +1,253 @@
+"""Running scenarios: a fresh tenant, the ``given`` records, then each step in order.
+
+Segment calls go through the translator's :class:`~translator.Destination`, to an in-process
+fake over WSGI (the default) or to a running one over HTTP (``url=``). The admin API does the
+rest (tenants, faults, state), so both targets behave the same.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from .assertions import Mismatch, check
+from .load import Scenario, ScenarioError, load_scenario
+from .plan import plan
+
+IN_PROCESS_BASE = "http://mock-planhat.local"
+
+
+class AdminError(RuntimeError):
+    pass
+
+
+class Target:
+    """Where the fake is: ``Target()`` = a new in-process app, ``Target(url=...)`` = a server,
+    ``Target(app=...)`` = an app you already have."""
+
+    def __init__(self, url: str | None = None, app=None):
+        from translator import HttpTransport, WsgiTransport
+
+        if url:
+            self.base = url.rstrip("/")
+            self.app = None
+            self.transport = HttpTransport()
+        else:
+            if app is None:
+                from mock_planhat import Config, create_app
+
+                app = create_app(Config(journal_size=100_000))
+            self.app = app
+            self.base = IN_PROCESS_BASE
+            self.transport = WsgiTransport(app)
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        data = json.dumps(body).encode() if body is not None else None
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        return self.transport.request(method, self.base + path, data, hdrs)
+
+    def admin(self, method: str, path: str, body=None, tenant: str | None = None):
+        query = f"?tenant={quote(tenant, safe='')}" if tenant else ""
+        response = self.request(method, "/__admin" + path + query, body)
+        if not 200 <= response.status < 300:
+            raise AdminError(f"{method} /__admin{path}: {response.status} {response.text[:300]}")
+        return response.json()
+
+    def new_tenant(self, unassigned: str | None = None, tenant_token: str | None = None,
+                   api_token: str | None = None) -> TenantHandle:
+        body = {k: v for k, v in (("unassigned", unassigned), ("tenantToken", tenant_token),
+                                  ("apiToken", api_token)) if v is not None}
+        made = self.admin("POST", "/tenants", body)
+        return TenantHandle(self, made["tenantToken"], made["apiToken"])
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+@dataclass
+class TenantHandle:
+    """One tenant of a fake, and what a test wants from it."""
+
+    target: Target
+    tenant_token: str
+    api_token: str
+
+    @property
+    def url(self) -> str:
+        return self.target.base
+
+    def settings(self, subdomain: str = "api") -> dict:
+        return {"tenant_token": self.tenant_token, "api_token": self.api_token,
+                "subdomain": subdomain, "api_url": self.url, "analytics_url": self.url}
+
+    def destination(self, seed: int = 0, subdomain: str = "api", **options):
+        """A translator Destination bound to this tenant, with fast retries."""
+        from translator import Destination
+
+        options.setdefault("backoff_base", 0.001)
+        options.setdefault("backoff_max", 0.01)
+        options.setdefault("sleep", lambda seconds: time.sleep(min(seconds, 0.01)))
+        options.setdefault("random", random.Random(seed))
+        return Destination(self.settings(subdomain), self.target.transport, **options)
+
+    def api(self, method: str, path: str, body=None):
+        """A REST request with this tenant's API token; returns the transport's Response."""
+        return self.target.request(method, path, body,
+                                   {"Authorization": f"Bearer {self.api_token}"})
+
+    def state(self) -> dict:
+        return self.target.admin("GET", "/state", tenant=self.tenant_token)
+
+    def report(self) -> dict:
+        return self.target.admin("GET", "/report", tenant=self.tenant_token)
+
+    def journal(self) -> list[dict]:
+        return self.target.admin("GET", "/requests", tenant=self.tenant_token)["requests"]
+
+    def fault(self, status: int, count: int = 1, method: str = "*", path: str = "*",
+              retry_after: float | None = None) -> dict:
+        rule = {"status": status, "count": count, "method": method, "path": path,
+                "tenant": self.tenant_token}
+        if retry_after is not None:
+            rule["retryAfter"] = retry_after
+        return self.target.admin("POST", "/faults", rule)
+
+
+# ----- results -----------------------------------------------------------------------------
+@dataclass
+class StepFailure:
+    where: str  # file:line
+    label: str
+    mismatches: list[Mismatch] = field(default_factory=list)
+    message: str = ""
+
+    def render(self) -> str:
+        lines = [f"  at {self.where}: {self.label}"]
+        if self.message:
+            lines += ["    " + line for line in self.message.splitlines()]
+        lines += [m.render("    ") for m in self.mismatches]
+        return "\n".join(lines)
+
+
+@dataclass
+class ScenarioResult:
+    file: str
+    name: str
+    failure: StepFailure | None = None
+    problems: list = field(default_factory=list)  # load problems: the file is broken
+    calls: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and not self.problems
+
+    def render(self) -> str:
+        head = f"{'PASS' if self.passed else 'FAIL'}  {self.file}: {self.name}"
+        if self.problems:
+            return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
+        if self.failure:
+            return head + "\n" + self.failure.render()
+        return head
+
+
+def _fail_text(result) -> str:
+    lines = []
+    for item in result.failed[:5]:
+        request = item["request"]
+        status = item["status"] if item["status"] is not None else item["error"]
+        lines.append(f"{request.method} {request.path} -> {status} {item['body'][:200]}")
+    if len(result.failed) > 5:
+        lines.append(f"... and {len(result.failed) - 5} more")
+    return "\n".join(lines)
+
+
+# ----- running -----------------------------------------------------------------------------
+def run_scenario(scenario: Scenario, target: Target | None = None) -> ScenarioResult:
+    """Run one loaded scenario in a fresh tenant; never raises for a failing scenario."""
+    own = target is None
+    target = target or Target()
+    result = ScenarioResult(scenario.file, scenario.name)
+    try:
+        _run(scenario, target, result)
+    finally:
+        if own:
+            target.close()
+    return result
+
+
+def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
+    data = scenario.data
+    settings = data.get("settings") or {}
+    actions = plan(scenario)
+    try:
+        tenant = target.new_tenant((data.get("tenant") or {}).get("unassigned"),
+                                   settings.get("tenant_token"), settings.get("api_token"))
+    except AdminError as exc:
+        result.failure = StepFailure(scenario.where(("settings",)), "create the tenant",
+                                     message=str(exc))
+        return
+    given = data.get("given") or {}
+    for kind in ("companies", "endusers"):
+        for index, record in enumerate(given.get(kind) or []):
+            response = tenant.api("POST", f"/{kind}", record)
+            if not 200 <= response.status < 300 and response.status != 202:
+                result.failure = StepFailure(
+                    scenario.where(("given", kind, index)), f"given.{kind}[{index}]",
+                    message=f"POST /{kind} answered {response.status}: {response.text[:300]}")
+                return
+    destination = tenant.destination(seed=scenario.seed, subdomain=settings.get("subdomain",
+                                                                                 "api"))
+    delivered = {"calls": 0, "sent": 0, "failed": 0, "skipped": {}}
+    unchecked: list[tuple[str, str, str]] = []  # failed deliveries no expect looked at
+    for action in actions:
+        where = scenario.where(action.path)
+        if action.kind == "send":
+            if not action.calls:
+                continue
+            sent = destination.send_many(action.calls)
+            result.calls += len(action.calls)
+            delivered["calls"] += sent.calls
+            delivered["sent"] += sent.sent
+            delivered["failed"] += sent.failed_calls
+            for reason, n in sent.skipped.items():
+                delivered["skipped"][reason] = delivered["skipped"].get(reason, 0) + n
+            if sent.failed:
+                unchecked.append((where, action.label, _fail_text(sent)))
+        elif action.kind == "fault":
+            try:
+                tenant.fault(action.fault["status"], action.fault["count"],
+                             action.fault["method"], action.fault["path"],
+                             action.fault.get("retryAfter"))
+            except AdminError as exc:
+                result.failure = StepFailure(where, action.label, message=str(exc))
+                return
+        else:
+            state = tenant.state()
+            journal = tenant.journal() if "journal" in action.expect else None
+            mismatches = check(action.expect, state, journal, delivered, action.engage)
+            if "failed" in action.expect.get("delivered", {}):
+                unchecked.clear()
+            delivered = {"calls": 0, "sent": 0, "failed": 0, "skipped": {}}
+            if mismatches:
+                message = ""
+                if unchecked:
+                    message = "requests failed before this point:\n" + "\n".join(
+                        f"{w} {label}: {text}" for w, label, text in unchecked)
+                result.failure = StepFailure(where, action.label, mismatches, message)
+                return
+    if unchecked:
+        where, label, text = unchecked[0]
+        result.failure = StepFailure(where, label, message="requests failed after all "
+                                     "retries (expect 'delivered: {failed: N}' if you mean "
+                                     "it):\n" + text)
+
+
+def run_file(path, target: Target | None = None) -> ScenarioResult:
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        return ScenarioResult(str(path), "(invalid file)", problems=exc.problems)
+    return run_scenario(scenario, target)
