@@ -233,9 +233,10 @@ def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
         new.pop("requestedCompany", None)
     elif was_pending and ref:
         new["requestedCompany"] = row[ref]
-    if new == old:
-        return Outcome("held" if was_pending else "nonupdate", old)
-    new["updatedAt"] = now_iso()
+    if new == old and not was_pending:
+        return Outcome("nonupdate", old)
+    if new != old:  # a pending contact sent again unchanged is still held, with its reason
+        new["updatedAt"] = now_iso()
     if was_pending and company is None:
         tenant.put_person(new, old, pending=True)
         return Outcome("held", new, "no_company",
