@@ -1,1 +1,130 @@
-"""pytest plugin: scenario files as tests, and fixtures (being written)."""
+"""pytest plugin (entry point ``pytest11``): scenario files as tests, and fixtures.
+
+Scenario files (``*.yaml``, ``*.yml``, ``*.json``) are collected only under the folders named by
+the ``mock_planhat_scenarios`` ini option or ``--mock-planhat-scenarios`` (default:
+``scenarios`` under the rootdir); each runs in a fresh in-process fake.
+
+Fixtures:
+
+* ``planhat`` — a fresh in-process fake with a fresh tenant (a ``TenantHandle``: ``.settings()``,
+  ``.destination()``, ``.api()``, ``.state()``, ``.report()``, ``.journal()``, ``.fault()``);
+* ``planhat_server`` — a live fake on a free port, shared by the session (``.url``);
+* ``planhat_live`` — a fresh tenant on that live server (a ``TenantHandle`` over HTTP);
+* ``planhat_destination`` — a translator ``Destination`` bound to ``planhat``'s tenant.
+
+The logic lives in :mod:`mock_planhat.scenario`; this module stays thin and imports it lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SUFFIXES = (".yaml", ".yml", ".json")
+INI = "mock_planhat_scenarios"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("mock-planhat")
+    group.addoption("--mock-planhat-scenarios", action="append", default=None, metavar="DIR",
+                    help="collect scenario files under DIR (repeatable; default: the "
+                         f"'{INI}' ini option, else 'scenarios')")
+    parser.addini(INI, type="linelist", default=["scenarios"],
+                  help="folders (relative to the rootdir) whose *.yaml, *.yml and *.json files "
+                       "are mock-planhat scenarios")
+
+
+def _scenario_dirs(config) -> list[Path]:
+    cached = getattr(config, "_mock_planhat_dirs", None)
+    if cached is None:
+        names = config.getoption("--mock-planhat-scenarios") or config.getini(INI)
+        cached = [(config.rootpath / name).resolve() for name in names]
+        config._mock_planhat_dirs = cached
+    return cached
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix not in SUFFIXES:
+        return None
+    resolved = file_path.resolve()
+    if any(resolved.is_relative_to(d) for d in _scenario_dirs(parent.config)):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        from mock_planhat.scenario import ScenarioError, load_scenario
+
+        try:
+            scenario = load_scenario(self.path)
+            name, problems = scenario.name, []
+        except ScenarioError as exc:
+            scenario, name, problems = None, self.path.stem, exc.problems
+        yield ScenarioItem.from_parent(self, name=name, scenario=scenario, problems=problems)
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario, problems, **kwargs):
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.problems = problems
+
+    def runtest(self) -> None:
+        from mock_planhat.scenario import run_scenario
+
+        if self.problems:
+            raise ScenarioFailed("\n".join(map(str, self.problems)))
+        result = run_scenario(self.scenario)
+        if not result.passed:
+            raise ScenarioFailed(result.failure.render())
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, 0, f"scenario: {self.name}"
+
+
+@pytest.fixture
+def planhat():
+    """A fresh in-process fake and a fresh tenant in it."""
+    from mock_planhat.scenario import Target
+
+    target = Target()
+    yield target.new_tenant()
+    target.close()
+
+
+@pytest.fixture(scope="session")
+def planhat_server():
+    """A live fake on a free loopback port, shared by the session; use a fresh tenant each."""
+    from mock_planhat import Config, create_app
+    from mock_planhat.server import Server
+
+    server = Server(create_app(Config(journal_size=100_000)), "127.0.0.1", 0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def planhat_live(planhat_server):
+    """A fresh tenant on the session's live server, reached over HTTP."""
+    from mock_planhat.scenario import Target
+
+    target = Target(url=planhat_server.url)
+    yield target.new_tenant()
+    target.close()
+
+
+@pytest.fixture
+def planhat_destination(planhat):
+    """A translator Destination bound to ``planhat``'s tenant (in-process, fast retries)."""
+    return planhat.destination()

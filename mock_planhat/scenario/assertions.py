@@ -148,6 +148,10 @@ def check(expect: dict, state: dict, journal: list[dict] | None = None,
             n = sum(1 for a in activities if a.get("enduserId") == record["_id"])
             if not count_ok(finder["activities"], n):
                 out.append(Mismatch(what + " activities", _count_text(finder["activities"]), n))
+        if "actions" in finder:
+            done = [a.get("action") for a in activities if a.get("enduserId") == record["_id"]]
+            if done != finder["actions"]:
+                out.append(Mismatch(what + " actions", finder["actions"], done))
 
     def company_extra(out, what, finder, record):
         if "members" in finder:

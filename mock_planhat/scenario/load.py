@@ -343,8 +343,9 @@ class _Checker:
                     self.add(here, "name the record by exactly one of externalId, email")
                 for k in keys:
                     self.user_ref(here + (k,), finder[k])
-                if finder.get("absent") and ("is" in finder or "activities" in finder):
-                    self.add(here, "'absent: true' cannot be combined with 'is' or 'activities'")
+                if finder.get("absent") and any(k in finder for k in ("is", "activities", "actions")):
+                    self.add(here, "'absent: true' cannot be combined with 'is', 'activities' "
+                             "or 'actions'")
         for index, finder in enumerate(body.get("companies") or []):
             if isinstance(finder, dict):
                 keys = [k for k in ("externalId", "name", "domain") if k in finder]
