@@ -1,0 +1,265 @@
+"""The runner: pass, fail with a diff, bad files, determinism, Engage deltas, --url."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import requests
+
+from mock_planhat.cli import main
+from mock_planhat.scenario import load_scenario, planned_calls, run_scenario
+from mock_planhat.scenario.assertions import check
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+PASSING = """\
+name: identify creates
+seed: 5
+given:
+  companies: [{name: Acme, externalId: acme}]
+steps:
+  - identify: {userId: u1, traits: {email: a@acme.com, title: CTO, companyId: acme}}
+expect:
+  count: {endusers: 1}
+  endusers:
+    - externalId: u1
+      is: {position: CTO, companyName: Acme}
+"""
+
+
+def write(tmp_path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_run_prints_one_line_per_scenario_and_a_closing_count(tmp_path, capsys):
+    path = write(tmp_path, PASSING)
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"PASS  {path}: identify creates", "1 passed, 0 failed"]
+
+
+def test_a_failing_expect_shows_the_step_location_and_a_diff(tmp_path, capsys):
+    text = PASSING.replace("is: {position: CTO, companyName: Acme}",
+                           "is: {position: CEO, companyName: Acme}")
+    path = write(tmp_path, text)
+    assert main(["run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  {path}: identify creates" in out
+    assert f"at {path}:8: expect" in out
+    assert "endusers[0] (externalId 'u1') fields" in out
+    assert "--- expected" in out and "+++ found" in out
+    assert '-  "position": "CEO"' in out and '+  "position": "CTO"' in out
+    assert out.rstrip().endswith("0 passed, 1 failed")
+
+
+def test_a_failing_count_names_expected_and_found(tmp_path, capsys):
+    path = write(tmp_path, PASSING.replace("count: {endusers: 1}", "count: {endusers: 3}"))
+    assert main(["run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "count.endusers:" in out and "expected: 3" in out and "found:    1" in out
+
+
+def test_an_expect_in_the_middle_of_steps_stops_the_scenario_there(tmp_path):
+    path = write(tmp_path, """\
+name: middle
+steps:
+  - identify: {userId: u1, traits: {email: a@nowhere.example}}
+  - expect: {count: {pending: 2}}
+  - identify: {userId: u2, traits: {email: b@nowhere.example}}
+""")
+    result = run_scenario(load_scenario(path))
+    assert not result.passed
+    assert result.failure.where == f"{path}:4"
+    assert result.calls == 1
+
+
+def test_bad_files_fail_with_all_their_problems_and_others_still_run(tmp_path, capsys):
+    write(tmp_path, PASSING, "a.yaml")
+    bad = write(tmp_path, "name: bad\nsteps:\n  - track: {userId: 1}\n  - fault: {}\n", "b.yaml")
+    assert main(["run", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:3:21: steps[0].track.userId: 1 is not of type 'string', 'null'" in out
+    assert f"{bad}:4:" in out and "'status' is a required property" in out
+    assert "Traceback" not in out
+    assert out.rstrip().endswith("1 passed, 1 failed")
+
+
+def test_run_without_scenarios_is_an_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "no scenario files" in capsys.readouterr().err
+
+
+def test_short_calls_get_segment_library_defaults(tmp_path):
+    path = write(tmp_path, """\
+name: defaults
+steps:
+  - identify: {userId: u1, traits: {email: a@b.c}, context: {ip: 10.0.0.1}}
+  - track: {userId: u1, event: E, timestamp: "2023-05-01T10:00:00Z"}
+""")
+    first, second = planned_calls(load_scenario(path))
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        first["messageId"])
+    assert first["timestamp"] == "2024-01-01T00:00:00.000Z"
+    assert first["context"] == {"library": {"name": "analytics-python", "version": "2.3.3"},
+                                "ip": "10.0.0.1"}
+    assert first["integrations"] == {} and first["anonymousId"] is None
+    assert second["timestamp"] == "2023-05-01T10:00:00Z"
+    assert second["messageId"] != first["messageId"]
+
+
+def test_same_file_and_seed_give_byte_identical_calls_and_another_seed_does_not(tmp_path):
+    source = (LIBRARY / "engage_audience_three_syncs.yaml").read_text("utf-8")
+    one = write(tmp_path, source, "one.yaml")
+    two = write(tmp_path, source, "two.yaml")
+    other = write(tmp_path, source.replace("seed: 42", "seed: 43"), "other.yaml")
+
+    def dump(path):
+        return json.dumps(planned_calls(load_scenario(path))).encode()
+
+    assert dump(one) == dump(two) == dump(one)
+    assert len(planned_calls(load_scenario(one))) > 1000
+    assert dump(other) != dump(one)
+
+
+def test_validate_calls_prints_the_same_bytes_every_time(capsys):
+    path = str(LIBRARY / "computed_traits.yaml")
+    assert main(["validate", "--calls", path]) == 0
+    first = capsys.readouterr().out
+    assert main(["validate", "--calls", path]) == 0
+    assert capsys.readouterr().out == first
+    calls = [json.loads(line) for line in first.splitlines()]
+    assert [c["type"] for c in calls].count("identify") == 10 + 3 + 2 + 2
+
+
+def test_generated_users_have_company_emails_and_can_be_referred_to(tmp_path):
+    path = write(tmp_path, """\
+name: generated
+seed: 9
+steps:
+  - generate: {name: team, count: 30, companies: 3, track: 1, page: 1}
+  - identify: {userId: "@team[4]", traits: {vip: true}}
+""")
+    calls = planned_calls(load_scenario(path))
+    identifies = [c for c in calls if c["type"] == "identify"]
+    groups = [c for c in calls if c["type"] == "group"]
+    assert len(identifies) == 31 and len(groups) == 30
+    assert len({c["userId"] for c in identifies[:30]}) == 30
+    domains = {g["traits"]["website"].removeprefix("https://") for g in groups}
+    assert len(domains) == 3
+    for call in identifies[:30]:
+        traits = call["traits"]
+        assert traits["email"].split("@")[1] in domains
+        assert traits["name"] and traits["title"] and traits["company"]["id"]
+    assert identifies[30]["userId"] == identifies[4]["userId"] == "team-0004"
+    assert {c["type"] for c in calls} == {"identify", "group", "track", "page"}
+
+
+def test_audience_first_sync_is_full_then_only_changes(tmp_path):
+    path = write(tmp_path, """\
+name: engage
+steps:
+  - generate: {count: 6, track: 0, page: 0}
+  - audience: {name: "Power Users!", members: ["@users[0:4]"]}
+  - audience: {name: "Power Users!", members: {from: users, indexes: [2, 3, 4]}}
+  - audience: {name: "Power Users!", members: {from: users, indexes: [2, 3, 4]}}
+""")
+    calls = planned_calls(load_scenario(path))
+    engage = [c for c in calls if "personas" in c["context"]]
+    first, second = engage[:4], engage[4:]
+    assert [(c["userId"], c["traits"]) for c in first] == [
+        (f"users-000{i}", {"power_users": True}) for i in range(4)]
+    assert sorted((c["userId"], c["traits"]["power_users"]) for c in second) == [
+        ("users-0000", False), ("users-0001", False), ("users-0004", True)]
+    personas = first[0]["context"]["personas"]
+    assert personas["computation_class"] == "audience"
+    assert personas["computation_key"] == "power_users"
+    assert personas["computation_id"].startswith("aud_")
+    assert personas["space_id"].startswith("spa_")
+    assert first[0]["integrations"] == {"All": False, "Planhat": True}
+
+
+def test_an_audience_that_disagrees_with_the_fake_fails(tmp_path):
+    path = write(tmp_path, """\
+name: engage mismatch
+given:
+  companies: [{name: Acme, externalId: acme}]
+  endusers: [{email: x@acme.com, externalId: x, companyExternalId: acme,
+              custom: {buyers: true}}]
+steps:
+  - identify: {userId: u1, traits: {email: u1@acme.com, companyId: acme}}
+  - audience: {name: Buyers, members: [u1]}
+expect:
+  audiences: [Buyers]
+""")
+    result = run_scenario(load_scenario(path))
+    assert not result.passed
+    text = result.render()
+    assert "custom.buyers: 1 of 1 users differ" in text and '"x"' in text
+
+
+def test_requests_failing_after_all_retries_fail_the_scenario_unless_expected(tmp_path):
+    text = """\
+name: outage
+given:
+  companies: [{name: Acme, externalId: acme}]
+steps:
+  - fault: {status: 500, count: 50, path: /endusers}
+  - identify: {userId: u1, traits: {email: a@acme.com, companyId: acme}}
+"""
+    result = run_scenario(load_scenario(write(tmp_path, text)))
+    assert not result.passed
+    assert "requests failed after all retries" in result.render()
+    assert "PUT /endusers -> 500" in result.render()
+    expected = text + "expect:\n  delivered: {failed: 1}\n  count: {endusers: 0}\n"
+    assert run_scenario(load_scenario(write(tmp_path, expected, "t.yaml"))).passed
+
+
+def test_given_tenant_token_is_used(tmp_path):
+    path = write(tmp_path, """\
+name: token
+settings: {tenant_token: my-tenant, api_token: my-api, subdomain: api-eu}
+given:
+  companies: [{name: Acme, externalId: acme}]
+steps:
+  - identify: {userId: u1, traits: {email: a@acme.com, companyId: acme}}
+  - track: {userId: u1, event: Clicked}
+expect:
+  count: {activities: 1}
+  journal: {paths: {/analytics/bulk/my-tenant: 1}}
+""")
+    assert run_scenario(load_scenario(path)).passed
+
+
+def test_check_tells_booleans_from_numbers_and_null_means_absent():
+    state = {"endusers": [{"_id": "1", "externalId": "u1", "custom": {"vip": True}}],
+             "pending": [], "companies": [], "activities": [], "reportCounts": {}}
+    ok = {"endusers": [{"externalId": "u1", "is": {"custom": {"vip": True}, "phone": None}}]}
+    assert check(ok, state) == []
+    wrong = {"endusers": [{"externalId": "u1", "is": {"custom": {"vip": 1}}}]}
+    [mismatch] = check(wrong, state)
+    assert mismatch.expected == {"custom": {"vip": 1}}
+    assert mismatch.found == {"custom": {"vip": True}}
+    assert check({"count": {"endusers": {"min": 2}}}, state)[0].found == 1
+
+
+def test_run_against_a_live_server_with_url(planhat_server, capsys):
+    before = len(requests.get(planhat_server.url + "/__admin/tenants", timeout=5).json())
+    paths = [str(LIBRARY / "recovery_from_429.yaml"), str(LIBRARY / "alias_renames_and_conflicts.yaml")]
+    assert main(["run", "--url", planhat_server.url, *paths]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("2 passed, 0 failed")
+    tenants = requests.get(planhat_server.url + "/__admin/tenants", timeout=5).json()
+    assert len(tenants) == before + 2
+    journal = requests.get(planhat_server.url + "/__admin/requests",
+                           params={"tenant": tenants[-1]["tenantToken"]}, timeout=5).json()
+    assert any(e["path"] == "/endusers" for e in journal["requests"])
+
+
+def test_run_with_an_unreachable_url_fails_cleanly(tmp_path, capsys):
+    path = write(tmp_path, PASSING)
+    assert main(["run", "--url", "http://127.0.0.1:9", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "Traceback" not in out and "0 passed, 1 failed" in out
