@@ -44,7 +44,7 @@ def _body(raw: bytes):
         return {"truncated": True, "bytes": len(raw)}
     try:
         return json.loads(raw, parse_constant=_not_json)  # NaN etc.: kept as text
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         return raw.decode("utf-8", "replace")
 
 
