@@ -58,7 +58,11 @@ class ScenarioFile(pytest.File):
         from mock_planhat.scenario import ScenarioError, load_scenario
 
         try:
-            scenario = load_scenario(self.path)
+            display = str(self.path.relative_to(self.config.rootpath))
+        except ValueError:
+            display = str(self.path)
+        try:
+            scenario = load_scenario(self.path, display)
             name, problems = scenario.name, []
         except ScenarioError as exc:
             scenario, name, problems = None, self.path.stem, exc.problems

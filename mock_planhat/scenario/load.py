@@ -400,8 +400,9 @@ def load_text(text: str, file: str) -> Scenario:
     return Scenario(file, data, marks)
 
 
-def load_scenario(path) -> Scenario:
-    file = str(path)
+def load_scenario(path, name: str | None = None) -> Scenario:
+    """Load and check one file; ``name`` is how messages call it (default: the path)."""
+    file = name or str(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:

@@ -1,0 +1,111 @@
+"""The pytest plugin: scenario files collected as tests, and the fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+GOOD = """\
+name: identify creates
+given:
+  companies: [{name: Acme, externalId: acme}]
+steps:
+  - identify: {userId: u1, traits: {email: a@acme.com, companyId: acme}}
+expect:
+  count: {endusers: 1}
+"""
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "scenarios").mkdir()
+    return pytester
+
+
+def test_scenarios_are_collected_and_run(project):
+    (project.path / "scenarios" / "good.yaml").write_text(GOOD)
+    (project.path / "scenarios" / "bad.yml").write_text(
+        GOOD.replace("count: {endusers: 1}", "count: {endusers: 2}"))
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*count.endusers:*", "*expected: 2*", "*found:    1*"])
+
+
+def test_json_and_yaml_outside_the_scenario_folders_are_not_collected(project):
+    (project.path / "data.yaml").write_text("just: data\n")
+    (project.path / "other").mkdir()
+    (project.path / "other" / "x.json").write_text('{"name": "x", "steps": []}')
+    (project.path / "scenarios" / "good.json").write_text(
+        '{"name": "json scenario", "steps": [], "expect": {"count": {"endusers": 0}}}')
+    result = project.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["scenarios/good.json::json scenario"])
+    assert "data.yaml" not in result.stdout.str() and "x.json" not in result.stdout.str()
+
+
+def test_the_folders_are_configurable(project):
+    project.makeini("[pytest]\nmock_planhat_scenarios =\n    regressions\n")
+    (project.path / "regressions").mkdir()
+    (project.path / "regressions" / "good.yaml").write_text(GOOD)
+    (project.path / "scenarios" / "ignored.yaml").write_text(GOOD)
+    result = project.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*regressions/good.yaml::identify creates PASSED*"])
+    other = project.runpytest("-p", "no:cacheprovider", "--mock-planhat-scenarios", "scenarios")
+    other.assert_outcomes(passed=1)
+
+
+def test_a_broken_file_is_a_failed_test_listing_its_problems(project):
+    (project.path / "scenarios" / "broken.yaml").write_text(
+        "name: broken\nsteps:\n  - identify: {userId: 5}\n  - fault: {status: 418}\n")
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["scenarios/broken.yaml:3:24: steps?0?.identify.userId: 5 is not*",
+                                 "scenarios/broken.yaml:4:21: steps?1?.fault.status*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_fixtures_in_a_users_own_tests(project):
+    project.makepyfile(test_mine="""
+        def test_in_process(planhat, planhat_destination):
+            assert planhat.api("POST", "/companies",
+                               {"name": "Acme", "externalId": "acme"}).status == 200
+            result = planhat_destination.send({"type": "identify", "userId": "u1",
+                "traits": {"email": "a@acme.com", "companyId": "acme"}})
+            assert result.sent == 1
+            assert [u["externalId"] for u in planhat.state()["endusers"]] == ["u1"]
+
+        def test_fresh_tenant_each_time(planhat):
+            assert planhat.state()["endusers"] == []
+
+        def test_live(planhat_live, planhat_server):
+            assert planhat_live.url == planhat_server.url
+            planhat_live.fault(503, count=1, path="/companies")
+            with planhat_live.destination() as destination:
+                result = destination.send({"type": "group", "groupId": "g1",
+                                           "traits": {"name": "G"}})
+            assert result.sent == 1
+            assert [e["status"] for e in planhat_live.journal()] == [503, 200]
+
+        def test_live_tenants_are_apart(planhat_live):
+            assert planhat_live.state()["companies"] == []
+    """)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_xdist_workers_run_scenarios_and_fixtures_apart(project):
+    for i in range(4):
+        (project.path / "scenarios" / f"s{i}.yaml").write_text(GOOD.replace(
+            "identify creates", f"identify creates {i}"))
+    project.makepyfile(test_live="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_live(planhat_live, n):
+            assert planhat_live.api("POST", "/companies", {"name": f"C{n}"}).status == 200
+            assert len(planhat_live.state()["companies"]) == 1
+    """)
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=8)
