@@ -95,7 +95,7 @@ def tracking_api(kind: str):
         raise SegmentError(_too_big("batch" if batch else "call", len(raw), limit))
     body = _parse(raw, SegmentError)
     if not isinstance(body, dict):
-        raise SegmentError("Invalid JSON: the body must be a JSON object")
+        raise SegmentError("body: Invalid JSON: must be a JSON object")
     calls = _batch_calls(body) if batch else [_single_call(body, kind)]
     token = _write_key(body)
     registry = current_app.extensions["mock_planhat"].registry
@@ -252,14 +252,14 @@ def _inflated_body(limit: int, error) -> bytes:
 
 def _parse(raw: bytes, error):
     if not raw.strip():
-        raise error("Invalid JSON: the request has no body", "invalid_request" if error is
+        raise error("body: Invalid JSON: the request has no body", "invalid_request" if error is
                     SegmentError else "invalid_json")
     try:
         return json.loads(raw, parse_constant=_not_json)
     except RecursionError:
-        message = "Invalid JSON: nested too deeply"
+        message = "body: Invalid JSON: nested too deeply"
     except (ValueError, UnicodeDecodeError) as exc:
-        message = f"Invalid JSON: {exc}"
+        message = f"body: Invalid JSON: {exc}"
     raise error(message, "invalid_request" if error is SegmentError else "invalid_json")
 
 
