@@ -307,12 +307,19 @@ def test_invalid_call_is_reported_but_answered_200(client, path):
     assert "call.event" in entry["message"] and entry["source"] == path
 
 
-def test_a_held_contact_is_reported_as_no_company(client):
+def test_a_held_contact_is_pending_not_reported(client):
     ok(post(client, "/v1/identify", {"userId": "u9", "traits": {"email": "x@nowhere.test"},
                                      "writeKey": TENANT}))
-    entries = [e for e in report(client, "no_company") if e["source"] == "/v1/identify"]
-    assert [e["payload"]["userId"] for e in entries] == ["u9"]
+    assert report(client) == []
     assert [p["externalId"] for p in state(client)["pending"]] == ["u9"]
+
+
+def test_a_discarded_contact_is_reported_once(client):
+    fresh = client.post("/__admin/tenants", json={"unassigned": "discard"}).get_json()
+    ok(post(client, "/v1/identify", {"userId": "u9", "traits": {"email": "x@nowhere.test"},
+                                     "writeKey": fresh["tenantToken"]}))
+    entries = report(client, tenant=fresh["tenantToken"])
+    assert [(e["reason"], e["payload"]["externalId"]) for e in entries] == [("no_company", "u9")]
 
 
 # ----- faults on the inner requests ----------------------------------------------------------

@@ -34,12 +34,14 @@ token as user name (missing or unknown → 401 naming ``Authorization``), the bo
 call. Bad bodies get the fake's own error shape. It answers 200 ``{"success": true, "outcome":
 "sent"|"skipped"|"failed", "reason": ...}`` once the call has been processed.
 
-The tenant's report (``source`` = the Segment path) receives, with the Segment call as
-payload: every translator/Destination skip under its reason (``invalid_call`` with the field
-message, ``filtered``, ``unsupported_call``, ``no_identifier``, ``alias_conflict``,
-``unknown_user``, row errors such as ``no_company``) and ``delivery_failed`` for each Planhat
-request that still failed after the retries. Row errors the inner Planhat request rejected are
-also reported by that request itself (source = the Planhat path, payload = the row).
+The tenant's report (``source`` = the Segment path, payload = the Segment call) receives
+what never reached Planhat or what Planhat answered with an error rather than a row result:
+the translator's skips (``invalid_call`` with the field message, ``filtered``,
+``unsupported_call``, ``no_identifier``), the Destination's ``alias_conflict`` and
+``unknown_user``, and ``delivery_failed`` for each Planhat request that still failed after the
+retries. Rows that the inner bulk upsert did not apply (``no_company`` under ``discard``,
+``ambiguous_email``, …) are reported once, by that request itself (source = the Planhat path,
+payload = the row); a contact held as pending is not a report item.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ RETRY_BACKOFF_BASE = 0.005  # seconds; the inner requests never leave the proces
 RETRY_BACKOFF_MAX = 0.05
 NO_USER_ANON_ID = "no_user_anon_id"
 DELIVERY_FAILED = "delivery_failed"
+# Skips that the inner Planhat requests did not already write to the report.
+REPORTED_SKIPS = frozenset({"invalid_call", "filtered", "unsupported_call", "no_identifier",
+                            "alias_conflict", "unknown_user"})
 
 
 class SegmentError(Exception):
@@ -277,7 +282,9 @@ def _deliver(tenant, calls: list, many: bool):
     result = destination.send_many(calls) if many else destination.send(calls[0])
     with tenant.lock:
         for call, skip in result.skips:
-            tenant.add_report(skip.reason, skip.detail or skip.reason, call, request.path)
+            if skip.reason in REPORTED_SKIPS:
+                tenant.add_report(skip.reason, skip.detail or skip.reason, call,
+                                  request.path)
         for failure in result.failed:
             sent = failure["request"]
             answer = (f"answered {failure['status']}: {failure['body'][:300]}"
