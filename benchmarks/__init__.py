@@ -1,0 +1,1 @@
+"""Benchmarks of mock-planhat and the translator: ``python -m benchmarks`` (see run.py)."""
