@@ -180,7 +180,7 @@ def test_batch_size_is_capped_at_5000(app):
     assert [len(r["body"]) for r in app.requests] == [5000, 1]
 
 
-def test_ordering_flushes_before_attach_and_alias(dest, app):
+def test_ordering_attach_after_upserts_and_flush_before_alias(dest, app):
     calls = [
         identify("u1", email="u1@x.io"),
         track("u1"),
@@ -194,8 +194,8 @@ def test_ordering_flushes_before_attach_and_alias(dest, app):
     assert app.routes() == [
         ("PUT", "/companies"),
         ("PUT", "/endusers"),
+        ("PUT", "/endusers/extid-u1"),  # attach, after the upserts it depends on
         ("POST", "/analytics/bulk/tt"),
-        ("PUT", "/endusers/extid-u1"),  # attach
         ("PUT", "/endusers/extid-u1"),  # alias
         ("PUT", "/companies"),
         ("PUT", "/endusers"),
@@ -203,11 +203,34 @@ def test_ordering_flushes_before_attach_and_alias(dest, app):
     ]
     bodies = [r["body"] for r in app.requests]
     assert bodies[0][0]["externalId"] == "g1"
-    assert bodies[3] == {"companyId": "extid-g1"}
+    assert bodies[2] == {"companyId": "extid-g1"}
     assert bodies[4] == {"externalId": "u2"}
     assert bodies[5][0]["externalId"] == "g2"
     assert [row["externalId"] for row in bodies[6]] == ["u3"]
     assert result.sent == 7
+
+
+def test_attaches_do_not_break_the_batches(dest, app):
+    calls = []
+    for i in range(300):
+        calls += [identify(f"u{i}"), {"type": "group", "userId": f"u{i}", "groupId": "g"},
+                  track(f"u{i}")]
+    result = dest.send_many(calls)
+    routes = app.routes()
+    assert routes.count(("PUT", "/endusers")) == 1
+    assert routes.count(("PUT", "/companies")) == 1
+    assert routes.count(("POST", "/analytics/bulk/tt")) == 1
+    assert len(routes) == 3 + 300 and result.sent == 900
+
+
+def test_identify_after_a_queued_attach_of_the_same_user_is_sent_after_it(dest, app):
+    calls = [identify("u1"), {"type": "group", "userId": "u1", "groupId": "g"},
+             identify("u2"), identify("u1", email="later@x.io")]
+    dest.send_many(calls)
+    assert app.routes() == [("PUT", "/companies"), ("PUT", "/endusers"),
+                            ("PUT", "/endusers/extid-u1"), ("PUT", "/endusers")]
+    assert [row["externalId"] for row in app.requests[1]["body"]] == ["u1", "u2"]
+    assert app.requests[3]["body"][0]["email"] == "later@x.io"
 
 
 def test_skips_are_counted_in_send_many(dest, app):

@@ -9,9 +9,12 @@ All calls are translated first.  Then the calls are walked in order, accumulatin
 pending batches: end-user rows (sent as bulk ``PUT /endusers``), company rows (bulk
 ``PUT /companies``) and activities (``POST /analytics/bulk/{tenant_token}``, a JSON array).
 Rows keep call order; each request carries at most ``batch_size`` (≤ 5,000) rows.
-``attach`` and ``alias`` requests are sent alone; *before* each one, the pending batches are
-flushed — companies first, then end users, then activities — so that an alias or attach never
-overtakes the upserts of earlier calls.  At the end the batches are flushed in that same order.
+``attach`` requests (a group's user joining the company) are sent one by one but queued, so
+they do not break the batches: a flush sends companies, then end users, then the queued
+attaches, then activities — an attach always follows the upserts of earlier calls. An
+end-user row for a user with a queued attach flushes first, so it cannot overtake that
+attach. An ``alias`` flushes everything, then is sent alone. At the end everything is flushed
+in that same order.
 
 Retries
 -------
@@ -47,6 +50,7 @@ from .mapping import (
     bulk_activity_request,
     company_request,
     enduser_request,
+    quote_id,
     translate,
 )
 from .settings import Settings
@@ -56,7 +60,7 @@ MAX_BULK = 5000
 ALIAS_CONFLICT = "alias_conflict"
 UNKNOWN_USER = "unknown_user"
 ROW_ERROR = "row_error"
-_BULK_KINDS = ("company", "enduser", "activity")  # flush order
+_FLUSH_ORDER = ("company", "enduser", "attach", "activity")
 
 
 @dataclass
@@ -138,6 +142,12 @@ class _Run:
         return result
 
 
+def _attach_path(row: Any) -> str | None:
+    """The path an attach for this end-user row's user would have."""
+    external_id = row.get("externalId") if isinstance(row, dict) else None
+    return f"/endusers/extid-{quote_id(external_id)}" if isinstance(external_id, str) else None
+
+
 def _retry_after(response: Response) -> float | None:
     value = response.header("Retry-After")
     if value is None:
@@ -208,7 +218,8 @@ class Destination:
         """Translate all calls, then send them in dependency-preserving bulk chunks."""
         run = _Run(list(calls))
         translated = [translate(call, self.settings) for call in run.calls]
-        pending: dict[str, list[tuple[int, Any]]] = {kind: [] for kind in _BULK_KINDS}
+        pending: dict[str, list[tuple[int, Any]]] = {kind: [] for kind in _FLUSH_ORDER}
+        attaching: set[str] = set()  # users with a queued attach
         for index, requests in enumerate(translated):
             if isinstance(requests, Skip):
                 run.mark_skip(index, requests)
@@ -216,10 +227,19 @@ class Destination:
             for request in requests:
                 if request.kind == "activity":
                     pending["activity"].append((index, request.body))
+                elif request.kind == "attach":
+                    pending["attach"].append((index, request))
+                    attaching.add(request.path)
                 elif request.kind in ("enduser", "company"):
+                    if request.kind == "enduser" and attaching and any(
+                        _attach_path(row) in attaching for row in request.body
+                    ):
+                        self._flush(run, pending)
+                        attaching.clear()
                     pending[request.kind].extend((index, row) for row in request.body)
                 else:
                     self._flush(run, pending)
+                    attaching.clear()
                     if not run.failed[index]:
                         self._send_single(run, index, request)
         self._flush(run, pending)
@@ -228,9 +248,14 @@ class Destination:
     # ------------------------------------------------------------------ internals
 
     def _flush(self, run: _Run, pending: dict[str, list[tuple[int, Any]]]) -> None:
-        for kind in _BULK_KINDS:
+        for kind in _FLUSH_ORDER:
             items = pending[kind]
             pending[kind] = []
+            if kind == "attach":
+                for index, request in items:
+                    if not run.failed[index]:
+                        self._send_single(run, index, request)
+                continue
             for start in range(0, len(items), self.batch_size):
                 chunk = items[start : start + self.batch_size]
                 rows = [row for _, row in chunk]
