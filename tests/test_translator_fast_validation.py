@@ -65,3 +65,21 @@ def test_calls_the_fast_check_declines_still_get_jsonschema_messages():
     assert not _plainly_valid({"type": "track", "userId": "u", "event": ""})
     assert not _plainly_valid({"type": "group", "groupId": True})
     assert not _plainly_valid({"type": "identify", "messageId": "m" * 101})
+
+
+def test_normalised_copy_is_deep_like_deepcopy():
+    import copy
+    from decimal import Decimal
+
+    from translator.segment import _copy
+
+    shared = {"a": [1, 2]}
+    cyclic: dict = {"n": 1}
+    cyclic["self"] = cyclic
+    value = {"x": shared, "y": shared, "z": cyclic, "d": Decimal("1.5"), "t": (1, [2])}
+    copied = _copy(value, {})
+    expected = copy.deepcopy(value)
+    assert copied["x"] is copied["y"] and copied["x"] is not shared
+    assert copied["z"]["self"] is copied["z"] and copied["z"] is not cyclic
+    assert copied["d"] == expected["d"] and copied["t"] == expected["t"]
+    assert copied["t"][1] is not value["t"][1]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -123,6 +124,7 @@ def _clean(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
+@lru_cache(maxsize=4096)  # the tenant token is quoted for every activity
 def quote_id(value: str) -> str:
     """URL-quote an id for use as one path segment."""
     return quote(value, safe="")

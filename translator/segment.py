@@ -13,9 +13,10 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId")
@@ -56,6 +57,8 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # only calls the fast check declines get here: keep it off start-up
+
     schema = segment_schema()
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -86,8 +89,38 @@ def _rank(error: jsonschema.ValidationError) -> tuple[int, int, str]:
     return (is_type, -len(error.absolute_path), ".".join(map(str, error.absolute_path)))
 
 
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy(value, memo)``, short-cut for the JSON types a call is made of.
+
+    Plain dicts, lists and scalars are copied here exactly as deepcopy copies them (memo
+    included, so shared and cyclic parts stay so); any other type is left to deepcopy.
+    """
+    cls = type(value)
+    if cls in _ATOMIC:
+        return value
+    if cls is not dict and cls is not list:
+        return copy.deepcopy(value, memo)
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if cls is dict:
+        new_dict: dict[Any, Any] = {}
+        memo[id(value)] = new_dict
+        for key, item in value.items():
+            new_dict[_copy(key, memo)] = _copy(item, memo)
+        return new_dict
+    new_list: list[Any] = []
+    memo[id(value)] = new_list
+    for item in value:
+        new_list.append(_copy(item, memo))
+    return new_list
+
+
 def _normalise(call: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: copy.deepcopy(v) for k, v in call.items() if v is not None}
+    out = {k: v if type(v) in _ATOMIC else _copy(v, {}) for k, v in call.items() if v is not None}
     for key in ID_FIELDS:
         value = out.get(key)
         if isinstance(value, float) and value.is_integer():
@@ -108,83 +141,54 @@ def _normalise(call: Mapping[str, Any]) -> dict[str, Any]:
 # jsonschema costs ~0.1 ms a call. Well-formed calls are checked below against the same rules
 # as segment_schema.json; a call the check does not plainly accept goes to jsonschema, which
 # alone decides it and words the error. The check only ever says "valid" or "ask jsonschema".
-_STRING_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt", "channel",
-                  "writeKey", "event", "name", "category")
-_OBJECT_FIELDS = ("traits", "properties")
-_CONTEXT_OBJECT_FIELDS = ("traits", "library", "page")
-_PERSONAS_FIELDS = ("computation_class", "computation_key", "computation_id")
+_ID = (str, int, float)  # the schema's "string or number"
+# field -> the types the schema allows for it besides null (a bool is never one of them)
+_TOP_LEVEL = {
+    **dict.fromkeys(("messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt",
+                     "channel", "writeKey", "event", "name", "category"), str),
+    **dict.fromkeys(("traits", "properties", "context", "integrations"), dict),
+    **dict.fromkeys(ID_FIELDS, _ID),
+    "version": (str, int),
+}
+_CONTEXT = {"traits": dict, "library": dict, "page": dict, "personas": dict, "groupId": _ID}
+_PERSONAS = dict.fromkeys(("computation_class", "computation_key", "computation_id"), str)
 _MAX_MESSAGE_ID = 100
 
 
-def _is_id(value: Any) -> bool:
-    """The schema's ``"type": ["string", "number"]`` (a bool is not a number)."""
-    return isinstance(value, str | int | float) and not isinstance(value, bool)
+def _fields_fit(obj: dict[str, Any], types: dict[str, Any]) -> bool:
+    """Each listed field of ``obj`` is absent, null, or of its allowed types."""
+    for key, value in obj.items():  # a call has fewer keys than the table
+        allowed = types.get(key)
+        if allowed is not None and value is not None and (
+            type(value) is bool or not isinstance(value, allowed)
+        ):
+            return False
+    return True
 
 
 def _is_required_id(value: Any) -> bool:
-    return _is_id(value) and value != ""
-
-
-def _optional(value: Any, check) -> bool:
-    return value is None or check(value)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _context_ok(context: Any) -> bool:
-    if context is None:
-        return True
-    if not isinstance(context, dict):
-        return False
-    if not all(_optional(context.get(k), _is_dict) for k in _CONTEXT_OBJECT_FIELDS):
-        return False
-    if not _optional(context.get("groupId"), _is_id):
-        return False
-    personas = context.get("personas")
-    if personas is None:
-        return True
-    return isinstance(personas, dict) and all(
-        _optional(personas.get(k), _is_str) for k in _PERSONAS_FIELDS
-    )
-
-
-def _integrations_ok(integrations: Any) -> bool:
-    if integrations is None:
-        return True
-    return isinstance(integrations, dict) and all(
-        v is None or isinstance(v, bool | dict) for v in integrations.values()
-    )
+    return type(value) is not bool and isinstance(value, _ID) and value != ""
 
 
 def _plainly_valid(call: dict[str, Any]) -> bool:
     """True when ``call`` certainly satisfies ``segment_schema.json``; False: ask jsonschema."""
     kind = call.get("type")
-    if not isinstance(kind, str) or kind not in CALL_TYPES:
+    if type(kind) is not str or kind not in CALL_TYPES or not _fields_fit(call, _TOP_LEVEL):
         return False
-    message_id = call.get("messageId")
-    if message_id is not None and not (
-        isinstance(message_id, str) and len(message_id) <= _MAX_MESSAGE_ID
-    ):
+    if len(call.get("messageId") or "") > _MAX_MESSAGE_ID:
         return False
-    version = call.get("version")
-    if version is not None and not (
-        isinstance(version, str | int) and not isinstance(version, bool)
-    ):
-        return False
-    if not (
-        all(_optional(call.get(k), _is_str) for k in _STRING_FIELDS)
-        and all(_optional(call.get(k), _is_dict) for k in _OBJECT_FIELDS)
-        and all(_optional(call.get(k), _is_id) for k in ID_FIELDS)
-        and _context_ok(call.get("context"))
-        and _integrations_ok(call.get("integrations"))
-    ):
-        return False
+    context = call.get("context")
+    if context is not None:
+        if not _fields_fit(context, _CONTEXT):
+            return False
+        personas = context.get("personas")
+        if personas is not None and not _fields_fit(personas, _PERSONAS):
+            return False
+    integrations = call.get("integrations")
+    if integrations is not None:
+        for value in integrations.values():
+            if value is not None and not isinstance(value, bool | dict):
+                return False
     if kind == "track":
         return bool(call.get("event"))  # required, a non-empty string
     if kind == "group":
