@@ -82,12 +82,16 @@ def _count(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without ``scenario_commands`` only ``serve`` (a faster start:
+    the scenario commands import YAML and jsonschema)."""
     parser = argparse.ArgumentParser(prog="mock-planhat", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mock-planhat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
+    if not scenario_commands:
+        return parser
     try:
         from .scenario import cli as scenario_cli
     except ImportError:
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
-    parser = build_parser()
+    parser = build_parser(scenario_commands=argv[0] != "serve")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)

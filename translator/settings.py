@@ -7,11 +7,14 @@ settings) against a JSON Schema and returns a frozen :class:`Settings`.  Any pro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 SUBDOMAINS = ("api", "api-eu", "api-eu2", "api-eu3", "api-us2", "api-us4")
 DEFAULT_ANALYTICS_URL = "https://analytics.planhat.com"
@@ -31,7 +34,38 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+_URL = re.compile(SETTINGS_SCHEMA["properties"]["api_url"]["pattern"])
+_NON_BLANK = re.compile(SETTINGS_SCHEMA["properties"]["tenant_token"]["pattern"])
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # only settings the fast check declines get here: keep it off start-up
+
+    return jsonschema.Draft202012Validator(SETTINGS_SCHEMA)
+
+
+def _plainly_valid(data: Mapping[str, Any]) -> bool:
+    """True when ``data`` certainly satisfies SETTINGS_SCHEMA; False: ask jsonschema.
+
+    The settings are validated every time a Destination is made (the fake's Segment routes
+    make one per request); jsonschema is left to word the errors.
+    """
+    token = data.get("tenant_token")
+    if not isinstance(token, str) or not _NON_BLANK.search(token):
+        return False
+    if not set(data) <= SETTINGS_SCHEMA["properties"].keys():
+        return False
+    if "subdomain" in data and data["subdomain"] not in SUBDOMAINS:
+        return False
+    api_token = data.get("api_token")
+    if api_token is not None and not isinstance(api_token, str):
+        return False
+    for key in ("api_url", "analytics_url"):
+        url = data.get(key)
+        if url is not None and not (isinstance(url, str) and _URL.search(url)):
+            return False
+    return True
 
 
 class SettingsError(ValueError):
@@ -117,8 +151,10 @@ def validate_settings(data: Any) -> None:
     """Raise :class:`SettingsError` for the first (most relevant) schema violation."""
     if not isinstance(data, Mapping):
         raise SettingsError(f"settings: {data!r} is not of type 'object'", field="settings")
+    if _plainly_valid(data):
+        return
     errors = sorted(
-        _VALIDATOR.iter_errors(dict(data)),
+        _validator().iter_errors(dict(data)),
         key=lambda e: (list(map(str, e.absolute_path)), e.validator != "required"),
     )
     if errors:

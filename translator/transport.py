@@ -14,10 +14,11 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 
 class TransportError(ConnectionError):
@@ -53,6 +54,8 @@ class HttpTransport:
     """HTTP over one ``requests.Session`` (connection keep-alive across requests)."""
 
     def __init__(self, session: requests.Session | None = None, timeout: float = 30) -> None:
+        import requests  # here, not at the top: the fake's Segment routes never need it
+
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         self.timeout = timeout
@@ -60,6 +63,8 @@ class HttpTransport:
     def request(
         self, method: str, url: str, body_bytes: bytes | None, headers: Mapping[str, str]
     ) -> Response:
+        import requests
+
         try:
             resp = self.session.request(
                 method, url, data=body_bytes, headers=dict(headers), timeout=self.timeout
