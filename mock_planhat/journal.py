@@ -1,19 +1,34 @@
-"""The request journal: the newest N requests the fake answered, oldest dropped first."""
+"""The request journal: the newest N requests the fake answered, oldest dropped first.
+
+Recording is on every request's path, reading is rare: an entry keeps the raw body and the
+clock reading, and is turned into its JSON shape (body parsed, time formatted) when read.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
-
-from .store import now_iso
+from datetime import datetime, timezone
+from typing import NamedTuple
 
 MAX_BODY_CHARS = 64 * 1024  # a journal entry keeps at most this much of a body
+
+
+class _Entry(NamedTuple):
+    method: str
+    path: str
+    query: str
+    status: int
+    body: bytes | int  # the raw body, or its size when over MAX_BODY_CHARS
+    time: float
+    tenant: str | None
 
 
 class Journal:
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: deque[dict] = deque(maxlen=size)
+        self._entries: deque[_Entry] = deque(maxlen=size)
         self.total = 0
 
     def record(self, method: str, path: str, status: int, body: bytes, tenant: str | None,
@@ -21,30 +36,38 @@ class Journal:
         if self.size == 0:
             return
         self.total += 1
-        self._entries.append({"method": method, "path": path, "query": query, "status": status,
-                              "body": _body(body), "time": now_iso(), "tenant": tenant})
+        kept = len(body) if len(body) > MAX_BODY_CHARS else body
+        self._entries.append(_Entry(method, path, query, status, kept, time.time(), tenant))
 
     def entries(self, tenant: str | None = None) -> list[dict]:
         items = list(self._entries)
-        return [e for e in items if e["tenant"] == tenant] if tenant else items
+        return [_as_dict(e) for e in items if not tenant or e.tenant == tenant]
 
     def clear(self, tenant: str | None = None) -> None:
         if tenant is None:
             self._entries.clear()
         else:
-            kept = [e for e in self._entries if e["tenant"] != tenant]
+            kept = [e for e in self._entries if e.tenant != tenant]
             self._entries.clear()
             self._entries.extend(kept)
 
 
-def _body(raw: bytes):
+def _as_dict(entry: _Entry) -> dict:
+    stamp = datetime.fromtimestamp(entry.time, timezone.utc)
+    return {"method": entry.method, "path": entry.path, "query": entry.query,
+            "status": entry.status, "body": _body(entry.body),
+            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "tenant": entry.tenant}
+
+
+def _body(raw: bytes | int):
+    if isinstance(raw, int):
+        return {"truncated": True, "bytes": raw}
     if not raw:
         return None
-    if len(raw) > MAX_BODY_CHARS:
-        return {"truncated": True, "bytes": len(raw)}
     try:
         return json.loads(raw, parse_constant=_not_json)  # NaN etc.: kept as text
-    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
+    except ValueError:
         return raw.decode("utf-8", "replace")
 
 
