@@ -8,6 +8,7 @@ fewer rounds and a smaller scenario for a smoke check (its figures are not the t
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -58,10 +59,11 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write_results(figures: list[Figure], seconds: float) -> None:
+def write_results(figures: list[Figure], seconds: float, load: str) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (f"{BEGIN}\nLast full run: {stamp}, Python {platform.python_version()}, "
-             f"{platform.machine()}, {seconds:.0f} s (`python -m benchmarks`).\n\n"
+             f"{platform.machine()}, {os.cpu_count()} CPUs, {seconds:.0f} s "
+             f"(`python -m benchmarks`); {load}.\n\n"
              f"{table(figures)}\n{END}")
     text = RESULTS.read_text() if RESULTS.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
@@ -79,13 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: fewer rounds, smaller scenario; RESULTS.md untouched")
     args = parser.parse_args(argv)
-    begin = time.perf_counter()
+    begin, load_before = time.perf_counter(), os.getloadavg()[0]
     figures = measure(set(args.only or FIGURES), args.quick)
     seconds = time.perf_counter() - begin
+    load = (f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
+            f"end (other work on the machine)")
     print(table(figures))
-    print(f"\n{seconds:.0f} s")
+    print(f"\n{seconds:.0f} s; {load}")
     if not args.quick and not args.only:
-        write_results(figures, seconds)
+        write_results(figures, seconds, load)
         print(f"wrote {RESULTS}")
     return 0 if all(f.passed for f in figures) else 1
 
