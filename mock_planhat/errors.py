@@ -7,6 +7,8 @@ nothing answers with HTML or a traceback.
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -37,8 +39,31 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _not_json(name: str):
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def loads(raw: bytes):
+    """Parse a body as the fake accepts JSON: no NaN or Infinity (spelled out or overflowing),
+    no lone UTF-16 surrogates — what could not be stored and answered as valid JSON."""
+    data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)") \
+                from None
+    return data
 
 
 def read_json(expect: type | tuple | None = None, what: str = "body"):
@@ -52,7 +77,7 @@ def read_json(expect: type | tuple | None = None, what: str = "body"):
     if not raw.strip():
         raise ApiError(400, "invalid_json", f"{what}: the request has no JSON body", what)
     try:
-        data = json.loads(raw, parse_constant=_not_json)
+        data = loads(raw)
     except RecursionError:
         raise ApiError(400, "invalid_json", f"{what}: JSON nested too deeply", what) from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -152,9 +152,6 @@ def assert_error(response, endpoint: Endpoint, field: str | None = None, status=
         return body
     assert {"error", "message", "field"} <= set(body), body
     assert isinstance(body["field"], str) and body["field"], body
-    if "dock" in endpoint.groups and not _named(body["field"], body["message"]):
-        pytest.xfail("/dock/segment: a JSON/gzip error's message does not name the field "
-                     f"({body['message']!r}, field {body['field']!r})")
     assert _named(body["field"], body["message"]), body
     if field is not None:
         assert _same_field(body["field"], field), body

@@ -55,7 +55,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from translator import Destination, Settings, WsgiTransport
 
 from ..auth import token_from_header
-from ..errors import ApiError
+from ..errors import ApiError, loads
 
 bp = Blueprint("segment", __name__)
 
@@ -95,10 +95,10 @@ def tracking_api(kind: str):
     if not batch and kind not in CALL_TYPES:
         raise ApiError(404, "not_found", f"no route for {request.method} {request.path}", "path")
     limit = MAX_BATCH_BYTES if batch else MAX_CALL_BYTES
-    raw = _inflated_body(limit, SegmentError)
+    raw = _inflated_body(limit, _segment_400)
     if len(raw) > limit:
         raise SegmentError(_too_big("batch" if batch else "call", len(raw), limit))
-    body = _parse(raw, SegmentError)
+    body = _parse(raw, _segment_400)
     if not isinstance(body, dict):
         raise SegmentError("body: Invalid JSON: must be a JSON object")
     calls = _batch_calls(body) if batch else [_single_call(body, kind)]
@@ -221,7 +221,13 @@ def dock():
 
 
 def _api_error(message: str, code: str = "invalid_json", status: int = 400) -> ApiError:
-    return ApiError(status, code, message, "body")
+    """The fake's own error shape, naming the field or header the message starts with."""
+    return ApiError(status, code, message, message.partition(":")[0])
+
+
+def _segment_400(message: str, code: str = "invalid_request", status: int = 400):
+    """Segment answers every body problem with 400 and code ``invalid_request``."""
+    return SegmentError(message)
 
 
 # ----- shared: body, delivery ----------------------------------------------------------------
@@ -230,7 +236,9 @@ def _inflated_body(limit: int, error) -> bytes:
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise error(f"body: over {limit // 1024} KB", "invalid_request") from None
+        server_limit = current_app.config["MAX_CONTENT_LENGTH"]
+        raise error(f"body: over the server's limit of {server_limit} bytes", "invalid_request",
+                    413) from None
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -257,19 +265,14 @@ def _inflated_body(limit: int, error) -> bytes:
 
 def _parse(raw: bytes, error):
     if not raw.strip():
-        raise error("body: Invalid JSON: the request has no body", "invalid_request" if error is
-                    SegmentError else "invalid_json")
+        raise error("body: Invalid JSON: the request has no body", "invalid_json")
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        return loads(raw)
     except RecursionError:
         message = "body: Invalid JSON: nested too deeply"
     except (ValueError, UnicodeDecodeError) as exc:
         message = f"body: Invalid JSON: {exc}"
-    raise error(message, "invalid_request" if error is SegmentError else "invalid_json")
-
-
-def _not_json(name: str):
-    raise ValueError(f"{name} is not a JSON value")
+    raise error(message, "invalid_json")
 
 
 def _deliver(tenant, calls: list, many: bool):
