@@ -52,8 +52,11 @@ def _text(value, field):
 
 
 def _email(value, field):
+    """An email is compared trimmed, so surrounding white space (tabs included) is allowed."""
+    if isinstance(value, str):
+        value = value.strip()
     _key(value, field)
-    if not EMAIL.match(value.strip()):
+    if not EMAIL.match(value):
         raise FieldError(field, f"{value!r} is not an email address")
 
 
