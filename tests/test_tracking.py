@@ -54,6 +54,7 @@ def test_bad_activity_row_answers_200_and_goes_to_report(api):
 def test_unknown_tenant_answers_200_and_is_reported(client):
     r = client.post("/analytics/not-a-tenant", json={"externalId": "u1", "action": "x"})
     assert r.status_code == 200
+    assert r.get_json()["notApplied"][0]["reason"] == "unknown_tenant"
     entries = client.get("/__admin/report").get_json()["entries"]
     assert entries[-1]["reason"] == "unknown_tenant" and entries[-1]["tenant"] == "not-a-tenant"
 

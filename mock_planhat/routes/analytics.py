@@ -28,7 +28,10 @@ def _tenant(token: str, payload):
 def _activities(token: str, rows: list):
     tenant = _tenant(token, rows)
     if tenant is None:
-        return jsonify({"processed": 0, "errors": []})
+        message = f"tenantToken: no tenant has token {token!r}"
+        return jsonify({"processed": 0, "notApplied": [
+            {"index": i, "reason": "unknown_tenant", "message": message}
+            for i in range(len(rows))]})
     with tenant.lock:
         outcomes = [record_activity(tenant, row, request.path) for row in rows]
     processed = sum(o.status == "created" for o in outcomes)
