@@ -23,13 +23,13 @@ from .config import (
 COMMANDS = ("serve", "run", "validate", "schema")
 DESCRIPTION = """\
 A stateful fake of the Planhat API on your machine, and a test harness for Segment's
-Planhat destination.
-
-commands:
-  serve      start the fake (the default when no command is given)
-  run        run scenario files against a fresh fake and report pass/fail
-  validate   check scenario files without running them
-  schema     print the JSON Schema of scenario files
+Planhat destination. With no command, 'serve' starts the fake."""
+EPILOG = """\
+examples:
+  mock-planhat                          serve on 127.0.0.1:8765
+  mock-planhat --port 0 --quiet         serve on a free port, no access log
+  mock-planhat run scenarios/           run scenario files, report pass/fail
+  mock-planhat validate my.yaml         check a scenario file
 
 Run 'mock-planhat COMMAND --help' for a command's options."""
 
@@ -85,18 +85,14 @@ def _count(text: str) -> int:
 def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
     """The whole command line; without ``scenario_commands`` only ``serve`` (a faster start:
     the scenario commands import YAML and jsonschema)."""
-    parser = argparse.ArgumentParser(prog="mock-planhat", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="mock-planhat", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mock-planhat {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     _serve_parser(sub)
-    if not scenario_commands:
-        return parser
-    try:
+    if scenario_commands:
         from .scenario import cli as scenario_cli
-    except ImportError:
-        scenario_cli = None
-    if scenario_cli is not None:
+
         scenario_cli.add_parsers(sub)
     return parser
 
