@@ -247,7 +247,7 @@ def _row(endpoint: Endpoint, name: str, value) -> dict:
     return {**base, name: _expand(value)}
 
 
-@pytest.mark.parametrize(("endpoint", "name", "value"), _field_cases())
+@pytest.mark.parametrize(("endpoint", "name", "value"), list(_field_cases()))
 def test_wrong_value(client, endpoint, name, value):
     row = _row(endpoint, name, value)
     if "rest_bulk" in endpoint.groups:
@@ -286,7 +286,7 @@ def _segment_call(endpoint: Endpoint, name: str, value) -> dict:
 
 
 @pytest.mark.skipif(not SEGMENT, reason="Segment's routes (/v1/*, /dock/segment) not present")
-@pytest.mark.parametrize(("endpoint", "name", "value"), _segment_cases())
+@pytest.mark.parametrize(("endpoint", "name", "value"), list(_segment_cases()))
 def test_wrong_value_in_segment_call(client, endpoint, name, value):
     run_case(client, endpoint, "sink", name.split(".")[-1],
              json_body=_segment_call(endpoint, name, value))
@@ -304,7 +304,7 @@ def _request_cases():
             yield pytest.param(case, endpoint, id=f"{case['id']}-{endpoint}", marks=marks)
 
 
-@pytest.mark.parametrize(("case", "endpoint"), _request_cases())
+@pytest.mark.parametrize(("case", "endpoint"), list(_request_cases()))
 def test_request(client, case, endpoint):
     if "json" in case:
         data = json.dumps(case["json"]).encode()
