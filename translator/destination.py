@@ -5,7 +5,7 @@
 
 Batching and ordering (``send_many``)
 -------------------------------------
-All calls are translated first.  Then the calls are walked in order, accumulating three
+The calls are walked in order, each translated when reached, accumulating three
 pending batches: end-user rows (sent as bulk ``PUT /endusers``), company rows (bulk
 ``PUT /companies``) and activities (``POST /analytics/bulk/{tenant_token}``, a JSON array).
 Rows keep call order; each request carries at most ``batch_size`` (≤ 5,000) rows.
@@ -215,12 +215,15 @@ class Destination:
         return run.finish()
 
     def send_many(self, calls: Iterable[Any]) -> SendResult:
-        """Translate all calls, then send them in dependency-preserving bulk chunks."""
+        """Translate the calls and send them in dependency-preserving bulk chunks."""
         run = _Run(list(calls))
-        translated = [translate(call, self.settings) for call in run.calls]
         pending: dict[str, list[tuple[int, Any]]] = {kind: [] for kind in _FLUSH_ORDER}
         attaching: set[str] = set()  # users with a queued attach
-        for index, requests in enumerate(translated):
+        # Each call is translated as the walk reaches it, so its requests die young: holding
+        # all translations until the walk (230,000 objects for 70,000 calls) made the garbage
+        # collector's full passes a third of send_many's time.
+        for index, call in enumerate(run.calls):
+            requests = translate(call, self.settings)
             if isinstance(requests, Skip):
                 run.mark_skip(index, requests)
                 continue
