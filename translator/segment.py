@@ -106,16 +106,20 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     done = memo.get(id(value))
     if done is not None:
         return done
+    # Scalars (most keys and values) are kept as they are without a call: a call per scalar
+    # was most of the copy's time.
     if cls is dict:
         new_dict: dict[Any, Any] = {}
         memo[id(value)] = new_dict
         for key, item in value.items():
-            new_dict[_copy(key, memo)] = _copy(item, memo)
+            if type(key) not in _ATOMIC:
+                key = _copy(key, memo)
+            new_dict[key] = item if type(item) in _ATOMIC else _copy(item, memo)
         return new_dict
     new_list: list[Any] = []
     memo[id(value)] = new_list
     for item in value:
-        new_list.append(_copy(item, memo))
+        new_list.append(item if type(item) in _ATOMIC else _copy(item, memo))
     return new_list
 
 
