@@ -17,7 +17,7 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 STATUSES = ("prospect", "coming", "customer", "canceled", "lost")
-SERVER_FIELDS = ("createDate", "updatedAt", "companyName")
+SERVER_FIELDS = frozenset({"createDate", "updatedAt", "companyName"})
 
 
 @dataclass
@@ -95,17 +95,26 @@ def _status(value, field):
         raise FieldError(field, f"{value!r} is not one of {', '.join(STATUSES)}")
 
 
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
 def check_depth(value, field, depth=0):
     if depth > MAX_DEPTH:
         raise FieldError(field, f"is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        for v in value.values():
-            check_depth(v, field, depth + 1)
+        items = value.values()
     elif isinstance(value, list):
-        for v in value:
-            check_depth(v, field, depth + 1)
-    elif isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
-        raise FieldError(field, f"holds a string over {MAX_TEXT_LENGTH} characters")
+        items = value
+    else:
+        if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+            raise FieldError(field, f"holds a string over {MAX_TEXT_LENGTH} characters")
+        return
+    for item in items:
+        # Fast path: a number or a short string one level down passes without a call.
+        if depth < MAX_DEPTH and (type(item) in _NUMBERS or (
+                type(item) is str and len(item) <= MAX_TEXT_LENGTH)):
+            continue
+        check_depth(item, field, depth + 1)
 
 
 def _type_name(value) -> str:
