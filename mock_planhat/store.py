@@ -26,8 +26,24 @@ def new_id() -> str:
     return f"{int(time.time()) & 0xFFFFFFFF:08x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
 
 
+_last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its text)
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The UTC time to the millisecond, ``2024-06-01T12:00:00.000Z``.
+
+    A bulk write stamps thousands of records within the same millisecond: the text is made
+    once per millisecond (formatting it was ~2 us, a third of storing an activity).
+    """
+    global _last_stamp
+    millis = time.time_ns() // 1_000_000  # floored, as datetime.now() is
+    cached = _last_stamp
+    if cached[0] == millis:
+        return cached[1]
+    seconds, rest = divmod(millis, 1000)
+    text = f"{datetime.fromtimestamp(seconds, timezone.utc):%Y-%m-%dT%H:%M:%S}.{rest:03d}Z"
+    _last_stamp = (millis, text)
+    return text
 
 
 def norm_email(value: str) -> str:
