@@ -41,7 +41,8 @@ def now_iso() -> str:
     if cached[0] == millis:
         return cached[1]
     seconds, rest = divmod(millis, 1000)
-    text = f"{datetime.fromtimestamp(seconds, timezone.utc):%Y-%m-%dT%H:%M:%S}.{rest:03d}Z"
+    whole = datetime.fromtimestamp(seconds, timezone.utc).isoformat()  # ...T12:00:00+00:00
+    text = f"{whole[:19]}.{rest:03d}Z"
     _last_stamp = (millis, text)
     return text
 
