@@ -54,7 +54,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 raise errors.ApiError(403, "forbidden",
                                       "the admin API answers loopback clients only", None)
             return None
-        rule = fake.faults.take(request.method, request.path, tenant_hint())
+        rule = fake.faults.take(request.method, request.path, _tenant_hint())
         if rule is None:
             return None
         if rule["delay"]:
@@ -70,14 +70,29 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     @app.after_request
     def _after(response):
-        if not request.path.startswith("/__admin"):
-            fake.journal.record(request.method, request.path, response.status_code,
-                                request.get_data(cache=True)
-                                if 0 < (request.content_length or 0) <= config.max_body else b"",
-                                tenant_hint(), request.query_string.decode("latin-1"))
+        path = request.path
+        if not path.startswith("/__admin"):
+            size = request.content_length or 0
+            fake.journal.record(request.method, path, response.status_code,
+                                request.get_data(cache=True) if 0 < size <= config.max_body
+                                else b"", _tenant_hint(), request.query_string.decode("latin-1"))
         return response
 
     return app
+
+
+_HINT = "mock_planhat.tenant_hint"
+
+
+def _tenant_hint() -> str | None:
+    """``tenant_hint()``, worked out once per request: the fault rules and the journal both
+    need it (it reads the Authorization header and looks the token up). Kept in the request's
+    environ, not in ``g``: the Segment routes make requests to this app inside a request, and
+    those share the outer request's app context."""
+    environ = request.environ
+    if _HINT not in environ:
+        environ[_HINT] = tenant_hint()
+    return environ[_HINT]
 
 
 def _is_loopback(addr: str | None) -> bool:
