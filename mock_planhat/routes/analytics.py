@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..errors import ApiError, read_json
+from ..errors import ApiError, json_response, read_json
 from ..matching import BULK_LIMIT, record_activity
 from ..records import FieldError, check_row
 from ..store import new_id, now_iso
@@ -32,12 +32,14 @@ def _activities(token: str, rows: list):
         return jsonify({"processed": 0, "notApplied": [
             {"index": i, "reason": "unknown_tenant", "message": message}
             for i in range(len(rows))]})
+    source = request.path  # once, not a context-local lookup per row
     with tenant.lock:
-        outcomes = [record_activity(tenant, row, request.path) for row in rows]
+        outcomes = [record_activity(tenant, row, source) for row in rows]
     processed = sum(o.status == "created" for o in outcomes)
-    return jsonify({"processed": processed,
-                    "notApplied": [{"index": i, "reason": o.reason, "message": o.message}
-                                   for i, o in enumerate(outcomes) if o.status != "created"]})
+    return json_response({"processed": processed,
+                          "notApplied": [{"index": i, "reason": o.reason, "message": o.message}
+                                         for i, o in enumerate(outcomes)
+                                         if o.status != "created"]})
 
 
 @bp.post("/analytics/<token>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from ..errors import ApiError, read_json
+from ..errors import ApiError, json_response, read_json
 from ..matching import BULK_LIMIT, bulk_upsert
 
 
@@ -61,9 +61,7 @@ def bulk(tenant, upsert):
                        f"at most {BULK_LIMIT}", "body")
     with tenant.lock:
         result = bulk_upsert(tenant, rows, upsert, request.path)
-    response = jsonify(result.as_dict())
-    response.status_code = result.status
-    return response
+    return json_response(result.as_dict(), result.status)
 
 
 def filter_values(name: str) -> list[str] | None:
