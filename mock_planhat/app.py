@@ -36,16 +36,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.extensions["mock_planhat"] = fake
     errors.register(app)
 
-    from .routes import admin, analytics, companies, endusers
+    from .routes import admin, analytics, companies, endusers, segment
 
-    for module in (endusers, companies, analytics, admin):
+    for module in (endusers, companies, analytics, admin, segment):
         app.register_blueprint(module.bp)
-    try:  # Segment's endpoints arrive with the translator (see routes/segment.py)
-        from .routes import segment
-    except ImportError:
-        segment = None
-    if segment is not None:
-        app.register_blueprint(segment.bp)
 
     @app.before_request
     def _before():

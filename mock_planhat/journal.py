@@ -6,11 +6,12 @@ clock reading, and is turned into its JSON shape (body parsed, time formatted) w
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import NamedTuple
+
+from .errors import loads
 
 MAX_BODY_CHARS = 64 * 1024  # a journal entry keeps at most this much of a body
 
@@ -66,10 +67,6 @@ def _body(raw: bytes | int):
     if not raw:
         return None
     try:
-        return json.loads(raw, parse_constant=_not_json)  # NaN etc.: kept as text
-    except ValueError:
+        return loads(raw)  # what the fake would not accept as JSON is kept as text
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
-
-
-def _not_json(name: str):
-    raise ValueError(f"{name} is not a JSON value")

@@ -161,3 +161,13 @@ def test_assign_unknown_pending_is_404(client, company):
     r = client.post("/__admin/pending/0123456789abcdef01234567/assign",
                     json={"companyId": "extid-acme"})
     assert r.status_code == 404 and r.get_json()["field"] == "id"
+
+
+def test_journal_keeps_a_body_it_cannot_parse_as_text(client):
+    deep = "[" * 20_000 + "]" * 20_000
+    assert client.post(f"/analytics/{TENANT}", data=deep,
+                       content_type="application/json").status_code == 400
+    client.post(f"/analytics/{TENANT}", data='{"weight": 1e400}', content_type="application/json")
+    r = client.get("/__admin/requests")
+    assert r.status_code == 200
+    assert [e["body"][:8] for e in r.get_json()["requests"]] == ["[" * 8, '{"weight']
