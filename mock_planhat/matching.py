@@ -74,15 +74,27 @@ def _checked(row, fields) -> dict:
 
 
 # ----- companies -----------------------------------------------------------------------------
-def find_company(tenant: Tenant, key) -> dict | None:
-    """A company by Planhat id or prefixed key (``extid-…``, ``srcid-…``)."""
+def _by_key(key, by_id, by_external_id, by_source_id) -> dict | None:
+    """A record by Planhat id or prefixed key (``extid-…``, ``srcid-…``)."""
     if not isinstance(key, str):
         return None
     if key.startswith("extid-"):
-        return tenant.company_by_external_id(key[6:])
+        return by_external_id(key[6:])
     if key.startswith("srcid-"):
-        return tenant.company_by_source_id(key[6:])
-    return tenant.company(key)
+        return by_source_id(key[6:])
+    return by_id(key)
+
+
+def find_company(tenant: Tenant, key) -> dict | None:
+    """A company by ``_id``, ``extid-…`` or ``srcid-…``."""
+    return _by_key(key, tenant.company, tenant.company_by_external_id,
+                   tenant.company_by_source_id)
+
+
+def find_person(tenant: Tenant, key) -> dict | None:
+    """An end user or pending contact by ``_id``, ``extid-…`` or ``srcid-…``."""
+    return _by_key(key, tenant.person, tenant.person_by_external_id,
+                   tenant.person_by_source_id)
 
 
 def company_for(tenant: Tenant, row: dict, email: str | None) -> tuple[dict | None, str | None]:

@@ -1,4 +1,5 @@
-"""What end users and companies share: list paging, sorting, selecting, bulk upserts."""
+"""What end users and companies share: paging, sorting, selecting, bulk upserts, checked
+bodies, 404s and rendering an outcome."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from flask import jsonify, request
 
 from ..errors import ApiError, json_response, read_json
 from ..matching import BULK_LIMIT, bulk_upsert
+from ..records import FieldError, check_row
 
 
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
@@ -87,3 +89,18 @@ def outcome_response(outcome):
         response.status_code = 202
         return response
     return jsonify(outcome.record)
+
+
+def checked_body(fields: dict) -> dict:
+    """The request's JSON object, its known fields type-checked (a 400 names the field)."""
+    try:
+        return check_row(read_json(dict), fields)
+    except FieldError as exc:
+        raise ApiError.from_field(exc) from None
+
+
+def found(record, what: str, key: str) -> dict:
+    """The record, or a 404 that names the key that found nothing."""
+    if record is None:
+        raise ApiError(404, "not_found", f"id: no {what} matches {key!r}", "id")
+    return record

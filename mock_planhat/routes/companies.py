@@ -5,29 +5,18 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..auth import api_tenant
-from ..errors import ApiError, read_json
 from ..matching import Rejected, attempt, create_company, find_company, update_company
 from ..matching import upsert_company as _upsert
-from ..records import COMPANY_FIELDS, FieldError, check_row
-from .common import bulk, filter_values, outcome_response, page
+from ..records import COMPANY_FIELDS
+from .common import bulk, checked_body, filter_values, found, outcome_response, page
 
 bp = Blueprint("companies", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 5_000
 LEAN_FIELDS = ("_id", "externalId", "sourceId", "name")
 
 
-def _company_or_404(tenant, key: str):
-    record = find_company(tenant, key)
-    if record is None:
-        raise ApiError(404, "not_found", f"id: no company matches {key!r}", "id")
-    return record
-
-
-def _checked(body) -> dict:
-    try:
-        return check_row(body, COMPANY_FIELDS)
-    except FieldError as exc:
-        raise ApiError.from_field(exc) from None
+def _company(tenant, key: str) -> dict:
+    return found(find_company(tenant, key), "company", key)
 
 
 def _filtered(tenant) -> list[dict]:
@@ -64,7 +53,7 @@ def lean():
 @bp.post("/companies")
 def create():
     tenant = api_tenant()
-    row = _checked(read_json(dict))
+    row = checked_body(COMPANY_FIELDS)
     with tenant.lock:
         def write():
             if "_id" in row:
@@ -90,15 +79,15 @@ def bulk_upsert():
 def get(key):
     tenant = api_tenant()
     with tenant.lock:
-        return jsonify(_company_or_404(tenant, key))
+        return jsonify(_company(tenant, key))
 
 
 @bp.put("/companies/<path:key>")
 def update(key):
     tenant = api_tenant()
-    row = _checked(read_json(dict))
+    row = checked_body(COMPANY_FIELDS)
     with tenant.lock:
-        record = _company_or_404(tenant, key)
+        record = _company(tenant, key)
         outcome = attempt(tenant, lambda: update_company(tenant, record, row), row, request.path)
         return outcome_response(outcome)
 
@@ -107,6 +96,6 @@ def update(key):
 def delete(key):
     tenant = api_tenant()
     with tenant.lock:
-        record = _company_or_404(tenant, key)
+        record = _company(tenant, key)
         removed = tenant.delete_company(record["_id"])
     return jsonify({"n": 1, "ok": 1, "deletedCount": 1, "deletedEndusers": len(removed)})

@@ -5,45 +5,26 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..auth import api_tenant
-from ..errors import ApiError, read_json
 from ..matching import (
     Rejected,
     attempt,
     create_enduser,
     find_company,
+    find_person,
     match_person,
     update_enduser,
 )
 from ..matching import upsert_enduser as _upsert
-from ..records import ENDUSER_FIELDS, FieldError, check_row
+from ..records import ENDUSER_FIELDS
 from ..store import norm_email
-from .common import bulk, filter_values, outcome_response, page
+from .common import bulk, checked_body, filter_values, found, outcome_response, page
 
 bp = Blueprint("endusers", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 2_000
 
 
-def find_person(tenant, key: str):
-    """An end user or pending contact by ``_id``, ``extid-…`` or ``srcid-…``."""
-    if key.startswith("extid-"):
-        return tenant.person_by_external_id(key[6:])
-    if key.startswith("srcid-"):
-        return tenant.person_by_source_id(key[6:])
-    return tenant.person(key)
-
-
-def _person_or_404(tenant, key: str):
-    record = find_person(tenant, key)
-    if record is None:
-        raise ApiError(404, "not_found", f"id: no end user matches {key!r}", "id")
-    return record
-
-
-def _checked(body) -> dict:
-    try:
-        return check_row(body, ENDUSER_FIELDS)
-    except FieldError as exc:
-        raise ApiError.from_field(exc) from None
+def _person(tenant, key: str) -> dict:
+    return found(find_person(tenant, key), "end user", key)
 
 
 @bp.get("/endusers")
@@ -83,7 +64,7 @@ def _filtered(tenant) -> list[dict]:
 @bp.post("/endusers")
 def create():
     tenant = api_tenant()
-    row = _checked(read_json(dict))
+    row = checked_body(ENDUSER_FIELDS)
     with tenant.lock:
         def write():
             for key in ("_id", "sourceId", "externalId"):
@@ -109,15 +90,15 @@ def bulk_upsert():
 def get(key):
     tenant = api_tenant()
     with tenant.lock:
-        return jsonify(_person_or_404(tenant, key))
+        return jsonify(_person(tenant, key))
 
 
 @bp.put("/endusers/<path:key>")
 def update(key):
     tenant = api_tenant()
-    row = _checked(read_json(dict))
+    row = checked_body(ENDUSER_FIELDS)
     with tenant.lock:
-        record = _person_or_404(tenant, key)
+        record = _person(tenant, key)
         outcome = attempt(tenant, lambda: update_enduser(tenant, record, row), row, request.path)
         return outcome_response(outcome)
 
@@ -126,6 +107,6 @@ def update(key):
 def delete(key):
     tenant = api_tenant()
     with tenant.lock:
-        record = _person_or_404(tenant, key)
+        record = _person(tenant, key)
         tenant.delete_person(record["_id"])
     return jsonify({"n": 1, "ok": 1, "deletedCount": 1})
