@@ -12,7 +12,7 @@ from . import errors
 from .auth import tenant_hint
 from .config import Config
 from .faults import Faults
-from .journal import Journal
+from .journal import JOURNAL_BODY, Journal
 from .tenants import Registry
 
 
@@ -67,9 +67,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         path = request.path
         if not path.startswith("/__admin"):
             size = request.content_length or 0
-            fake.journal.record(request.method, path, response.status_code,
-                                request.get_data(cache=True) if 0 < size <= config.max_body
-                                else b"", _tenant_hint(), request.query_string.decode("latin-1"))
+            body = request.environ.get(JOURNAL_BODY) or (
+                request.get_data(cache=True) if 0 < size <= config.max_body else b"")
+            fake.journal.record(request.method, path, response.status_code, body,
+                                _tenant_hint(), request.query_string.decode("latin-1"))
         return response
 
     return app

@@ -13,6 +13,10 @@ from typing import NamedTuple
 
 from .errors import loads
 
+# A route that decodes a body (gzip) leaves the decoded bytes in the WSGI environ under this
+# key; the journal keeps those instead of the bytes on the wire.
+JOURNAL_BODY = "mock_planhat.journal_body"
+
 MAX_BODY_CHARS = 64 * 1024  # a journal entry keeps at most this much of a body
 
 

@@ -145,6 +145,14 @@ def test_gzip_bodies_are_accepted(client, compress):
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_journal_shows_the_call_as_json_gzip_or_not(client, compress):
+    ok(post(client, "/v1/track", {"userId": "u1", "event": "Clicked", "writeKey": TENANT},
+            compress=compress))
+    (entry,) = [e for e in journal(client) if e["path"] == "/v1/track"]
+    assert entry["body"]["event"] == "Clicked"
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_single_call_gzip(client, compress):
     ok(post(client, "/v1/group", {**GROUP, "writeKey": TENANT}, compress=compress))
     assert [c["name"] for c in state(client)["companies"]] == ["Acme"]

@@ -56,6 +56,7 @@ from translator import Destination, Settings, WsgiTransport
 
 from ..auth import token_from_header
 from ..errors import ApiError, loads
+from ..journal import JOURNAL_BODY
 
 bp = Blueprint("segment", __name__)
 
@@ -260,7 +261,8 @@ def _inflated_body(limit: int, error) -> bytes:
             data = inflater.unused_data  # a further gzip member, if any
     except zlib.error as exc:
         raise error(f"body: not valid gzip ({exc})", "invalid_request") from None
-    return bytes(out)
+    request.environ[JOURNAL_BODY] = bytes(out)  # the journal shows the JSON, not the gzip
+    return request.environ[JOURNAL_BODY]
 
 
 def _parse(raw: bytes, error):
