@@ -47,12 +47,11 @@ def api_tenant() -> Tenant:
 def tenant_hint() -> str | None:
     """The tenant token a request is for, when it can be told without reading the body."""
     parts = request.path.strip("/").split("/")
-    registry = _registry()
     if parts[0] in ("analytics", "dimensiondata") and len(parts) >= 2:
-        token = parts[2] if parts[1] == "bulk" and len(parts) >= 3 else parts[1]
-        return token
+        return parts[2] if parts[1] == "bulk" and len(parts) >= 3 else parts[1]
     token = token_from_header()
     if token is None:
         return None
+    registry = _registry()
     tenant = registry.by_api_token(token) or registry.by_tenant_token(token)
     return tenant.tenant_token if tenant else None

@@ -42,7 +42,7 @@ def _filtered(tenant) -> list[dict]:
     if ext is not None:
         found = [tenant.person_by_external_id(v) for v in ext]
     elif emails is not None:
-        found = [p for v in emails for p in tenant.people_by_email(norm_email(v))]
+        found = [p for v in emails for p in tenant.people_by_email(v)]
     elif companies is not None:
         found = [p for key in companies
                  for company in [find_company(tenant, key)] if company

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..store import norm_email
+
 MISSING = "<missing>"
 MAX_LISTED = 10
 
@@ -88,8 +90,8 @@ def project(expected, actual):
 
 # ----- the checks --------------------------------------------------------------------------
 def _by_email(records, email: str) -> list[dict]:
-    wanted = email.strip().lower()
-    return [r for r in records if str(r.get("email") or "").strip().lower() == wanted]
+    wanted = norm_email(email)  # the fake's own rule: trimmed, case-insensitive
+    return [r for r in records if norm_email(str(r.get("email") or "")) == wanted]
 
 
 def _find_people(records, finder) -> tuple[str, list[dict]]:
