@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -13,6 +14,7 @@ from .config import (
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
     ENV_API_TOKEN,
+    ENV_FLAGS,
     ENV_PORT,
     ENV_TENANT_TOKEN,
     ENV_UNASSIGNED,
@@ -32,9 +34,10 @@ examples:
   mock-planhat validate my.yaml         check a scenario file
 
 Run 'mock-planhat COMMAND --help' for a command's options."""
+SERVER_OPTIONS = "server options ('serve', the default command; also 'mock-planhat serve --help'):"
 
 
-def _serve_parser(sub) -> None:
+def _serve_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "serve", help="start the fake (default)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -44,7 +47,7 @@ def _serve_parser(sub) -> None:
                "  mock-planhat --unassigned discard --api-token secret")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to bind (default %(default)s; use 0.0.0.0 only on purpose)")
-    p.add_argument("--port", type=_port, default=int(os.environ.get(ENV_PORT) or DEFAULT_PORT),
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT,
                    help=f"port, 0 for a free one (default %(default)s; env {ENV_PORT})")
     p.add_argument("--tenant-token", default=None, metavar="TOKEN",
                    help=f"tenant token of the default tenant, for the tracking paths "
@@ -60,6 +63,28 @@ def _serve_parser(sub) -> None:
     p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help="largest request body accepted (default %(default)s = 32 MB)")
     p.add_argument("--quiet", action="store_true", help="no access log")
+    return p
+
+
+def apply_env(parser: argparse.ArgumentParser, env=None) -> None:
+    """Set the defaults of ``parser``'s flags from their environment variables (``ENV_FLAGS``),
+    each value checked by the flag's own type and choices: a bad one exits 2 with the flag's
+    message, naming the variable (never a traceback)."""
+    env = os.environ if env is None else env
+    actions = {action.dest: action for action in parser._actions}
+    for dest, name in ENV_FLAGS.items():
+        text = env.get(name)
+        action = actions.get(dest)
+        if not text or action is None:
+            continue
+        try:
+            value = action.type(text) if action.type else text
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            parser.error(f"{name}={text!r}: {exc}")
+        if action.choices is not None and value not in action.choices:
+            parser.error(f"{name}={text!r}: invalid choice (choose from "
+                         f"{', '.join(map(str, action.choices))})")
+        parser.set_defaults(**{dest: value})
 
 
 def _port(text: str) -> int:
@@ -89,11 +114,16 @@ def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mock-planhat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    _serve_parser(sub)
+    serve_parser = _serve_parser(sub)
     if scenario_commands:
         from .scenario import cli as scenario_cli
 
         scenario_cli.add_parsers(sub)
+    # The top-level help lists the server's options too: 'mock-planhat --port 0' serves.
+    options = serve_parser.format_help().split("\noptions:\n", 1)[-1].split("\nexamples:", 1)[0]
+    options = options.split("\n", 1)[1] if options.startswith("  -h, --help") else options
+    parser.epilog = f"{SERVER_OPTIONS}\n{options.rstrip()}\n\n{EPILOG}"
+    parser.serve_parser = serve_parser
     return parser
 
 
@@ -123,11 +153,24 @@ def serve(args) -> int:
     return run_until_signal(server)
 
 
+def _unknown_command(word: str) -> int:
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    print(f"usage: mock-planhat [COMMAND] [options]\nmock-planhat: error: unknown command "
+          f"{word!r} (choose from {', '.join(COMMANDS)}).{hint} Run 'mock-planhat --help'.",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        return _unknown_command(argv[0])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
     parser = build_parser(scenario_commands=argv[0] != "serve")
+    if argv[0] == "serve":
+        apply_env(parser.serve_parser)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)

@@ -19,6 +19,17 @@ ENV_API_TOKEN = "MOCK_PLANHAT_API_TOKEN"
 ENV_UNASSIGNED = "MOCK_PLANHAT_UNASSIGNED"
 ENV_PORT = "MOCK_PLANHAT_PORT"
 
+# The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
+# The CLI checks a value from the environment with the flag's own type and choices, so a bad
+# value gets the flag's clean error (naming the variable); a flag given on the command line wins.
+# A new flag with a variable needs only a line here.
+ENV_FLAGS = {
+    "port": ENV_PORT,
+    "tenant_token": ENV_TENANT_TOKEN,
+    "api_token": ENV_API_TOKEN,
+    "unassigned": ENV_UNASSIGNED,
+}
+
 
 @dataclass
 class Config:

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -73,6 +74,10 @@ def test_help_lists_commands_and_options(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "serve" in out and "run" in out and "validate" in out
+    commands, server = out.split("server options", 1)  # the top level shows serve's options
+    for flag in ("--host", "--port", "--tenant-token", "--api-token", "--unassigned", "--quiet",
+                 "--journal-size", "--max-body", "MOCK_PLANHAT_PORT"):
+        assert flag in server and flag not in commands
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
@@ -98,3 +103,61 @@ def test_port_in_use_is_a_clear_error():
         stop(proc)
     assert done.returncode == 2
     assert "cannot listen" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("word,hint", [("runn", "Did you mean 'run'?"), ("frobnicate", "")])
+def test_an_unknown_command_lists_the_valid_ones(capsys, word, hint):
+    assert main([word, "scenarios"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown command '{word}' (choose from serve, run, validate, schema)." in err
+    assert hint in err and "unrecognized arguments" not in err
+
+
+@pytest.mark.parametrize("name,value,text", [
+    ("MOCK_PLANHAT_PORT", "abc", "MOCK_PLANHAT_PORT='abc': 'abc' is not a port number"),
+    ("MOCK_PLANHAT_PORT", "99999", "MOCK_PLANHAT_PORT='99999': 99999 is not a port number"),
+    ("MOCK_PLANHAT_PORT", "-1", "MOCK_PLANHAT_PORT='-1': -1 is not a port number"),
+    ("MOCK_PLANHAT_UNASSIGNED", "keep", "MOCK_PLANHAT_UNASSIGNED='keep': invalid choice"),
+])
+@pytest.mark.parametrize("command", [[], ["serve"], ["--quiet"]])
+def test_a_bad_environment_value_gets_the_flags_clean_error(name, value, text, command):
+    done = subprocess.run([sys.executable, "-m", "mock_planhat", *command], capture_output=True,
+                          text=True, timeout=20, env={**os.environ, name: value})
+    assert done.returncode == 2 and text in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_every_environment_variable_is_checked_like_its_flag(monkeypatch, capsys):
+    """Data-driven: every ENV_FLAGS entry names a serve flag, and a value the flag refuses is
+    refused from the environment with the variable's name."""
+    from mock_planhat.cli import apply_env, build_parser
+    from mock_planhat.config import ENV_FLAGS
+
+    parser = build_parser(scenario_commands=False)
+    dests = {action.dest: action for action in parser.serve_parser._actions}
+    assert set(ENV_FLAGS) <= set(dests)
+    for dest, name in ENV_FLAGS.items():
+        action = dests[dest]
+        if action.type is None and action.choices is None:
+            continue  # any string goes (tokens): nothing to refuse
+        with pytest.raises(SystemExit) as exit_:
+            apply_env(parser.serve_parser, {name: "not-a-valid-\x01-value"})
+        assert exit_.value.code == 2 and f"{name}=" in capsys.readouterr().err
+
+
+def test_a_good_environment_value_is_used_and_a_flag_wins():
+    proc, url = start("--quiet", env={"MOCK_PLANHAT_PORT": "0"})
+    stop(proc)  # port 0 from the environment: a free port
+    proc, url = start("--quiet", "--port", "0", env={"MOCK_PLANHAT_UNASSIGNED": "discard"})
+    try:
+        assert requests.get(url + "/__admin/state", timeout=5).json()["unassigned"] == "discard"
+    finally:
+        stop(proc)
+
+
+def test_other_commands_ignore_the_servers_variables(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mock_planhat", "validate", "scenarios"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MOCK_PLANHAT_PORT": "abc"},
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
