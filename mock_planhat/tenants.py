@@ -34,6 +34,15 @@ class Registry:
         return self.add(tenant_token or "tt-" + secrets.token_hex(12),
                         api_token or "at-" + secrets.token_hex(16), unassigned)
 
+    def remove(self, tenant: Tenant) -> None:
+        """Forget a tenant (both its tokens); the default tenant stays."""
+        if tenant is self.default:
+            raise ValueError("the default tenant cannot be deleted (POST /__admin/reset?tenant=… "
+                             "empties it)")
+        with self._lock:
+            self._by_tenant_token.pop(tenant.tenant_token, None)
+            self._by_api_token.pop(tenant.api_token, None)
+
     def by_tenant_token(self, token) -> Tenant | None:
         return self._by_tenant_token.get(token)
 

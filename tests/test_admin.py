@@ -171,3 +171,31 @@ def test_journal_keeps_a_body_it_cannot_parse_as_text(client):
     r = client.get("/__admin/requests")
     assert r.status_code == 200
     assert [e["body"][:8] for e in r.get_json()["requests"]] == ["[" * 8, '{"weight']
+
+
+@pytest.mark.parametrize("which", ["tenantToken", "apiToken"])
+def test_a_tenant_can_be_deleted_by_either_token(client, api, company, which):
+    fresh = client.post("/__admin/tenants").get_json()
+    bearer = {"Authorization": f"Bearer {fresh['apiToken']}"}
+    assert client.post("/companies", headers=bearer, json={"name": "B"}).status_code == 200
+    client.post("/__admin/faults", json={"status": 503, "tenant": fresh["tenantToken"]})
+    r = client.delete(f"/__admin/tenants/{fresh[which]}")
+    assert r.status_code == 200 and r.get_json() == {"deleted": fresh["tenantToken"]}
+    listed = [t["tenantToken"] for t in client.get("/__admin/tenants").get_json()]
+    assert fresh["tenantToken"] not in listed and TENANT in listed
+    assert client.get(f"/__admin/state?tenant={fresh['tenantToken']}").status_code == 404
+    assert client.get("/companies", headers=bearer).status_code == 401  # its token is gone
+    assert client.get("/__admin/faults").get_json() == []  # and its fault rules
+    assert [c["name"] for c in api.get("/companies").get_json()] == ["Acme"]  # others stay
+    again = client.delete(f"/__admin/tenants/{fresh[which]}")
+    assert again.status_code == 404 and again.get_json()["error"] == "unknown_tenant"
+    # the token is free again
+    assert client.post("/__admin/tenants", json={"tenantToken": fresh["tenantToken"]}
+                       ).status_code == 201
+
+
+def test_the_default_tenant_cannot_be_deleted(client, api, company):
+    r = client.delete(f"/__admin/tenants/{TENANT}")
+    assert r.status_code == 409 and r.get_json()["field"] == "token"
+    assert "reset" in r.get_json()["message"]
+    assert [c["name"] for c in api.get("/companies").get_json()] == ["Acme"]

@@ -244,7 +244,10 @@ def test_tracking_and_admin_answers_conform(doc, c):
     for path in ("/__admin/state", "/__admin/report", "/__admin/requests", "/__admin/tenants",
                  "/__admin/health", "/__admin/pending", "/__admin/faults"):
         conforms(doc, path, "get", c.get(path))
-    conforms(doc, "/__admin/tenants", "post", c.post("/__admin/tenants"))
+    made = c.post("/__admin/tenants")
+    conforms(doc, "/__admin/tenants", "post", made)
+    for token in (made.get_json()["apiToken"], "nope", TENANT):  # 200, 404, 409
+        conforms(doc, "/__admin/tenants/{token}", "delete", c.delete(f"/__admin/tenants/{token}"))
     rule = c.post("/__admin/faults", json={"path": "/endusers", "status": 429, "retryAfter": 2})
     conforms(doc, "/__admin/faults", "post", rule)
     faulted = c.get("/endusers", headers=API)

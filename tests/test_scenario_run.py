@@ -246,16 +246,38 @@ def test_check_tells_booleans_from_numbers_and_null_means_absent():
     assert check({"count": {"endusers": {"min": 2}}}, state)[0].found == 1
 
 
+def _tenants(url) -> list[str]:
+    return [t["tenantToken"] for t in requests.get(url + "/__admin/tenants", timeout=5).json()]
+
+
 def test_run_against_a_live_server_with_url(planhat_server, capsys):
-    before = len(requests.get(planhat_server.url + "/__admin/tenants", timeout=5).json())
+    before = _tenants(planhat_server.url)
     paths = [str(LIBRARY / "recovery_from_429.yaml"), str(LIBRARY / "alias_renames_and_conflicts.yaml")]
-    assert main(["run", "--url", planhat_server.url, *paths]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("2 passed, 0 failed")
-    tenants = requests.get(planhat_server.url + "/__admin/tenants", timeout=5).json()
-    assert len(tenants) == before + 2
+    assert main(["run", "--url", planhat_server.url, "--keep", *paths]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("2 passed, 0 failed")
+    tenants = _tenants(planhat_server.url)
+    made = [t for t in tenants if t not in before]
+    assert len(made) == 2
+    for token in made:  # each file says which tenant it used, and where to look
+        assert (f"  tenant {token}: kept, see {planhat_server.url}/__admin/state?tenant={token}"
+                in out)
     journal = requests.get(planhat_server.url + "/__admin/requests",
-                           params={"tenant": tenants[-1]["tenantToken"]}, timeout=5).json()
+                           params={"tenant": made[-1]}, timeout=5).json()
     assert any(e["path"] == "/endusers" for e in journal["requests"])
+
+
+def test_run_with_url_deletes_its_tenants_afterwards(planhat_server, capsys, tmp_path):
+    before = _tenants(planhat_server.url)
+    failing = write(tmp_path, PASSING.replace("endusers: 1", "endusers: 7"))
+    paths = [str(LIBRARY / "recovery_from_429.yaml"), str(failing)]
+    assert main(["run", "--url", planhat_server.url, "-q", *paths]) == 1
+    out = capsys.readouterr().out
+    used = re.findall(r"^  tenant (\S+): deleted \(--keep keeps it\)$", out, re.M)
+    assert len(used) == 1 and "FAIL" in out  # -q: only the failure, with its tenant
+    assert _tenants(planhat_server.url) == before
+    assert requests.get(planhat_server.url + "/__admin/state", params={"tenant": used[0]},
+                        timeout=5).status_code == 404
 
 
 def test_run_with_an_unreachable_url_fails_cleanly(tmp_path, capsys):

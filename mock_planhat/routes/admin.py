@@ -94,6 +94,24 @@ def list_tenants():
                      "unassigned": t.unassigned} for t in _fake().registry.all()])
 
 
+@bp.delete("/tenants/<token>")
+def delete_tenant(token):
+    """Delete a tenant named by either of its tokens: its data, and its fault rules."""
+    registry = _fake().registry
+    tenant = registry.by_tenant_token(token) or registry.by_api_token(token)
+    if tenant is None:
+        raise ApiError(404, "unknown_tenant", f"tenant: no tenant has token {token!r}", "token")
+    try:
+        registry.remove(tenant)
+    except ValueError as exc:
+        raise ApiError(409, "default_tenant", f"token: {exc}", "token") from None
+    with tenant.lock:
+        tenant.clear()
+    for key in (tenant.tenant_token, tenant.api_token):
+        _fake().faults.clear(key)
+    return jsonify({"deleted": tenant.tenant_token})
+
+
 @bp.get("/requests")
 def journal():
     fake = _fake()

@@ -16,7 +16,11 @@ def add_parsers(sub) -> None:
                     "fresh tenant of an in-process fake, or of a running one with --url.")
     run.add_argument("paths", nargs="*", metavar="PATH",
                      help="scenario files or folders (default: scenarios)")
-    run.add_argument("--url", help="a running mock-planhat, e.g. http://127.0.0.1:8765")
+    run.add_argument("--url", help="a running mock-planhat, e.g. http://127.0.0.1:8765; each "
+                                   "file runs in a fresh tenant there, printed and deleted "
+                                   "afterwards")
+    run.add_argument("--keep", action="store_true",
+                     help="with --url: keep each file's tenant on the server to look at it")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     run.set_defaults(handler=run_command)
 
@@ -65,22 +69,31 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for path in files:
             try:
-                result = run_file(path, target)
+                result = run_file(path, target, keep=args.keep)
             except OSError as exc:  # the server went away
                 print(f"FAIL  {path}: cannot reach {args.url}: {exc}", flush=True)
                 failed += 1
                 continue
             if result.passed:
                 passed += 1
-                if not args.quiet:
-                    print(result.render(), flush=True)
             else:
                 failed += 1
-                print(result.render(), flush=True)
+            if not result.passed or not args.quiet:
+                print(result.render() + _tenant_line(result, args.url), flush=True)
     finally:
         target.close()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _tenant_line(result, url: str | None) -> str:
+    """With --url: which tenant the file ran in, and whether it is still there."""
+    if not url or not result.tenant:
+        return ""
+    if result.deleted:
+        return f"\n  tenant {result.tenant}: deleted (--keep keeps it)"
+    return (f"\n  tenant {result.tenant}: kept, see {url.rstrip('/')}/__admin/state?tenant="
+            f"{result.tenant}")
 
 
 def validate_command(args: argparse.Namespace) -> int:

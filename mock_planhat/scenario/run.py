@@ -139,6 +139,8 @@ class ScenarioResult:
     failure: StepFailure | None = None
     problems: list = field(default_factory=list)  # load problems: the file is broken
     calls: int = 0
+    tenant: str | None = None  # the tenant token it ran in
+    deleted: bool = False  # whether that tenant was deleted afterwards
 
     @property
     def passed(self) -> bool:
@@ -165,14 +167,19 @@ def _fail_text(result) -> str:
 
 
 # ----- running -----------------------------------------------------------------------------
-def run_scenario(scenario: Scenario, target: Target | None = None) -> ScenarioResult:
-    """Run one loaded scenario in a fresh tenant; never raises for a failing scenario."""
+def run_scenario(scenario: Scenario, target: Target | None = None,
+                 keep: bool = True) -> ScenarioResult:
+    """Run one loaded scenario in a fresh tenant; never raises for a failing scenario.
+    ``keep=False`` deletes the tenant afterwards (``result.tenant`` names it either way)."""
     own = target is None
     target = target or Target()
     result = ScenarioResult(scenario.file, scenario.name)
     try:
         _run(scenario, target, result)
     finally:
+        if not keep and result.tenant and not own:
+            target.admin("DELETE", "/tenants/" + quote(result.tenant, safe=""))
+            result.deleted = True
         if own:
             target.close()
     return result
@@ -189,6 +196,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
         result.failure = StepFailure(scenario.where(("settings",)), "create the tenant",
                                      message=str(exc))
         return
+    result.tenant = tenant.tenant_token
     given = data.get("given") or {}
     for kind in ("companies", "endusers"):
         for index, record in enumerate(given.get(kind) or []):
@@ -245,9 +253,9 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
                                      "it):\n" + text)
 
 
-def run_file(path, target: Target | None = None) -> ScenarioResult:
+def run_file(path, target: Target | None = None, keep: bool = True) -> ScenarioResult:
     try:
         scenario = load_scenario(path)
     except ScenarioError as exc:
         return ScenarioResult(str(path), "(invalid file)", problems=exc.problems)
-    return run_scenario(scenario, target)
+    return run_scenario(scenario, target, keep)
