@@ -1,8 +1,9 @@
 """pytest plugin (entry point ``pytest11``): scenario files as tests, and fixtures.
 
-Scenario files (``*.yaml``, ``*.yml``, ``*.json``) are collected only under the folders named by
-the ``mock_planhat_scenarios`` ini option or ``--mock-planhat-scenarios`` (default:
-``scenarios`` under the rootdir); each runs in a fresh in-process fake.
+Scenario files (``*.yaml``, ``*.yml``, ``*.json``) are collected only under the folders a
+project names: the ``mock_planhat_scenarios`` ini option or ``--mock-planhat-scenarios DIR``
+(relative to the rootdir). Without either, nothing is collected: installing the package never
+turns another project's data files into tests. Each scenario runs in a fresh in-process fake.
 
 Fixtures:
 
@@ -28,11 +29,11 @@ INI = "mock_planhat_scenarios"
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("mock-planhat")
     group.addoption("--mock-planhat-scenarios", action="append", default=None, metavar="DIR",
-                    help="collect scenario files under DIR (repeatable; default: the "
-                         f"'{INI}' ini option, else 'scenarios')")
-    parser.addini(INI, type="linelist", default=["scenarios"],
+                    help="collect mock-planhat scenario files under DIR (repeatable; instead "
+                         f"of the '{INI}' ini option)")
+    parser.addini(INI, type="linelist", default=[],
                   help="folders (relative to the rootdir) whose *.yaml, *.yml and *.json files "
-                       "are mock-planhat scenarios")
+                       "are mock-planhat scenarios (default: none)")
 
 
 def _scenario_dirs(config) -> list[Path]:
@@ -45,7 +46,7 @@ def _scenario_dirs(config) -> list[Path]:
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix not in SUFFIXES:
+    if file_path.suffix not in SUFFIXES or not _scenario_dirs(parent.config):
         return None
     resolved = file_path.resolve()
     if any(resolved.is_relative_to(d) for d in _scenario_dirs(parent.config)):
@@ -99,7 +100,10 @@ class ScenarioItem(pytest.Item):
 
 @pytest.fixture
 def planhat():
-    """A fresh in-process fake and a fresh tenant in it."""
+    """A fresh in-process fake (no socket) and a fresh tenant in it: a ``TenantHandle`` with
+    ``.settings()``, ``.destination()``, ``.api(method, path, body)``, ``.state()``,
+    ``.report()``, ``.journal()`` and ``.fault(status, ...)``; its repr names the URL and the
+    tenant token."""
     from mock_planhat.scenario import Target
 
     target = Target()
@@ -109,7 +113,8 @@ def planhat():
 
 @pytest.fixture(scope="session")
 def planhat_server():
-    """A live fake on a free loopback port, shared by the session; use a fresh tenant each."""
+    """A live fake on a free loopback port, shared by the session (``.url``); take a fresh
+    tenant per test with ``planhat_live``."""
     from mock_planhat import Config, create_app
     from mock_planhat.server import Server
 
@@ -120,15 +125,21 @@ def planhat_server():
 
 @pytest.fixture
 def planhat_live(planhat_server):
-    """A fresh tenant on the session's live server, reached over HTTP."""
+    """A fresh tenant on the session's live server (``planhat_server``), reached over HTTP:
+    the same ``TenantHandle`` as ``planhat``, and deleted after the test."""
     from mock_planhat.scenario import Target
 
     target = Target(url=planhat_server.url)
-    yield target.new_tenant()
-    target.close()
+    tenant = target.new_tenant()
+    yield tenant
+    try:
+        target.admin("DELETE", f"/tenants/{tenant.tenant_token}")
+    finally:
+        target.close()
 
 
 @pytest.fixture
 def planhat_destination(planhat):
-    """A translator Destination bound to ``planhat``'s tenant (in-process, fast retries)."""
+    """A translator ``Destination`` bound to ``planhat``'s tenant (in process, fast retries):
+    ``.send(call)``, ``.send_many(calls)``."""
     return planhat.destination()

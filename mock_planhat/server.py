@@ -38,6 +38,9 @@ class Server:
         self.port = self._server.socket.getsockname()[1]
         self._thread: threading.Thread | None = None
 
+    def __repr__(self) -> str:
+        return f"<Server {self.url}>"
+
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -19,9 +21,62 @@ expect:
 
 @pytest.fixture
 def project(pytester):
-    pytester.makeini("[pytest]\n")
+    """A project that asks for its scenarios/ folder, as this one does in pyproject.toml."""
+    pytester.makeini("[pytest]\nmock_planhat_scenarios = scenarios\n")
     (pytester.path / "scenarios").mkdir()
     return pytester
+
+
+def test_a_project_that_does_not_ask_gets_no_scenario_tests(pytester):
+    """Installing the package must not turn another project's data files into tests."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "seed_data.json").write_text('{"rows": [1, 2]}')
+    (pytester.path / "scenarios" / "good.yaml").write_text(GOOD)
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "seed_data" not in result.stdout.str() and "good.yaml" not in result.stdout.str()
+    asked = pytester.runpytest("-p", "no:cacheprovider", "--mock-planhat-scenarios", "scenarios",
+                               "scenarios/good.yaml")
+    asked.assert_outcomes(passed=1)
+
+
+def test_fixtures_are_documented_and_show_where_they_point(pytester):
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--fixtures")
+    out = result.stdout.str()
+    for name in ("planhat", "planhat_server", "planhat_live", "planhat_destination"):
+        assert re.search(rf"^{name}( \[session scope\])? -- .*pytest_plugin.py", out, re.M), name
+    assert "TenantHandle" in out and "tenant" in out
+    pytester.makepyfile(test_repr="""
+        def test_reprs(planhat, planhat_destination, planhat_server, planhat_live):
+            assert repr(planhat) == (f"<TenantHandle http://mock-planhat.local (in process) "
+                                     f"tenant_token={planhat.tenant_token!r}>")
+            assert planhat.tenant_token in repr(planhat_destination)
+            assert repr(planhat_server) == f"<Server {planhat_server.url}>"
+            assert repr(planhat_live) == (f"<TenantHandle {planhat_server.url} "
+                                          f"tenant_token={planhat_live.tenant_token!r}>")
+            assert planhat.api_token not in repr(planhat) + repr(planhat_destination)
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_live_tenants_are_deleted_after_the_test(pytester):
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_live="""
+        import requests
+        seen = []
+
+        def test_one(planhat_live):
+            seen.append(planhat_live.tenant_token)
+
+        def test_two(planhat_server):
+            tokens = [t["tenantToken"] for t in
+                      requests.get(planhat_server.url + "/__admin/tenants", timeout=5).json()]
+            assert seen and seen[0] not in tokens
+    """)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def test_scenarios_are_collected_and_run(project):

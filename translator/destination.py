@@ -190,6 +190,10 @@ class Destination:
         if self._owns_transport:
             self.transport.close()
 
+    def __repr__(self) -> str:
+        return (f"<Destination {self.settings.api_url} tenant_token="
+                f"{self.settings.tenant_token!r}>")
+
     def __enter__(self) -> Destination:
         return self
 

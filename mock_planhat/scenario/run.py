@@ -66,6 +66,9 @@ class Target:
     def close(self) -> None:
         self.transport.close()
 
+    def __repr__(self) -> str:
+        return f"<Target {self.base}{' (in process)' if self.app is not None else ''}>"
+
 
 @dataclass
 class TenantHandle:
@@ -74,6 +77,10 @@ class TenantHandle:
     target: Target
     tenant_token: str
     api_token: str
+
+    def __repr__(self) -> str:
+        where = " (in process)" if self.target.app is not None else ""
+        return f"<TenantHandle {self.url}{where} tenant_token={self.tenant_token!r}>"
 
     @property
     def url(self) -> str:
