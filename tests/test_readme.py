@@ -138,3 +138,5 @@ def test_the_readme_commands_are_the_first_lines():
                         "python -m pip install tox && python -m tox"]
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert commands[1] in ci
+    assert "\n.ci/release-check" in ci and "pip install build twine" in ci  # the release check
+    assert os.access(ROOT / ".ci" / "release-check", os.X_OK)
