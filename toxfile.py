@@ -21,6 +21,18 @@ def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+def _strict(options) -> str:
+    """Why every suite env is required ('' when a missing interpreter may be skipped)."""
+    if _ci():
+        return "CI=true"
+    flag = getattr(options, "skip_missing_interpreters", "config")
+    if flag == "false":
+        return "--skip-missing-interpreters=false"
+    if flag == "config" and os.environ.get("TOX_SKIP_MISSING", "").strip().lower() == "false":
+        return "TOX_SKIP_MISSING=false"
+    return ""
+
+
 def _found(env: str) -> bool:
     """tox's own interpreter discovery for ``env`` (e.g. py311)."""
     try:
@@ -56,8 +68,9 @@ def tox_add_core_config(core_conf, state) -> None:
         return
     ran = [env for env in suite if _found(env)]
     missing = [env for env in suite if env not in ran]
-    if _ci() and missing:
-        raise SystemExit(f"tox: CI=true requires every Python of the suite ({', '.join(suite)}); "
+    strict = _strict(options)
+    if strict and missing:
+        raise SystemExit(f"tox: {strict} requires every Python of the suite ({', '.join(suite)}); "
                          f"no interpreter for {', '.join(missing)}")
     if not ran:
         raise SystemExit(f"tox: no interpreter for any suite env ({', '.join(suite)}): install "

@@ -13,7 +13,7 @@ SUITE = ["py310", "py311", "py312", "py313"]
 HERE = f"py{sys.version_info.major}{sys.version_info.minor}"
 
 
-def tox(tmp_path, envs, ci=None):
+def tox(tmp_path, envs, ci=None, **extra_env):
     """tox on this repo's tox.ini with no interpreter on PATH: only the running one is visible.
     The envs run a trivial command instead of the suite (no package build, no deps)."""
     (tmp_path / "bin").mkdir(exist_ok=True)
@@ -22,6 +22,7 @@ def tox(tmp_path, envs, ci=None):
     env["PATH"] = str(tmp_path / "bin")
     if ci is not None:
         env["CI"] = ci
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "tox", "-c", str(ROOT / "tox.ini"), "--workdir",
          str(tmp_path / "work"), "-e", ",".join(envs), "--skip-pkg-install",
@@ -56,3 +57,10 @@ def test_at_least_one_python_must_run(tmp_path):
     assert done.returncode != 0
     assert "tox: no interpreter for any suite env" in done.stdout + done.stderr
     assert "'tox -e py'" in done.stdout + done.stderr
+
+
+def test_tox_skip_missing_false_requires_every_python_locally(tmp_path):
+    done = tox(tmp_path, SUITE, TOX_SKIP_MISSING="false")
+    assert done.returncode != 0
+    assert "tox: TOX_SKIP_MISSING=false requires every Python of the suite" in (
+        done.stdout + done.stderr)
