@@ -11,8 +11,8 @@ from ..records import FieldError, check_row
 
 
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    raw = single_arg(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -22,6 +22,33 @@ def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
     if value < 0:
         raise ApiError(400, "invalid_query", f"{name}: must not be negative", name)
     return min(value, maximum) if maximum is not None else value
+
+
+PAGING = ("limit", "offset", "sort", "select")
+
+
+def check_query(filters: tuple[str, ...]) -> None:
+    """Refuse a query parameter the list does not know (a typo would otherwise list
+    everything), and an empty value of any parameter: ``?email=`` is a mistake of the
+    caller's, not a filter that matches everyone or no one."""
+    for name in request.args:
+        if name not in PAGING and name not in filters:
+            known = ", ".join((*PAGING, *filters))
+            raise ApiError(400, "invalid_query", f"{name}: not a query parameter of "
+                           f"{request.method} {request.path} ({known})", name)
+        for raw in request.args.getlist(name):
+            if not raw.strip(" ,"):
+                raise ApiError(400, "invalid_query", f"{name}: an empty value; leave the "
+                               "parameter out, or give it a value", name)
+
+
+def single_arg(name: str) -> str | None:
+    """A parameter that takes one value (``limit``, ``sort``, ...): given twice is a 400."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise ApiError(400, "invalid_query", f"{name}: given {len(values)} times; give it "
+                       "once", name)
+    return values[0] if values else None
 
 
 def _sort_key(field: str):
@@ -41,14 +68,14 @@ def page(records: list[dict], default_limit: int, max_limit: int):
     """Apply sort, offset, limit and select from the query string; a bare JSON array."""
     limit = _int_arg("limit", default_limit, max_limit)
     offset = _int_arg("offset", 0)
-    sort = request.args.get("sort")
+    sort = single_arg("sort")
     if sort:
         field = sort.lstrip("-")
         if not field:
             raise ApiError(400, "invalid_query", "sort: name a field, '-' for descending", "sort")
         records = sorted(records, key=_sort_key(field), reverse=sort.startswith("-"))
     records = records[offset:offset + limit]
-    select = request.args.get("select")
+    select = single_arg("select")
     if select:
         fields = {"_id", *(f.strip() for f in select.split(",") if f.strip())}
         records = [{k: v for k, v in r.items() if k in fields} for r in records]
@@ -66,11 +93,13 @@ def bulk(tenant, upsert):
     return json_response(result.as_dict(), result.status)
 
 
-def filter_values(name: str) -> list[str] | None:
-    raw = request.args.get(name)
-    if raw is None:
+def filter_values(*names: str) -> set[str] | None:
+    """The values a filter allows — a comma list, or the parameter repeated (either of
+    ``names``, which are spellings of one filter) — or None when the filter is not given."""
+    raw = [v for name in names for v in request.args.getlist(name)]
+    if not raw:
         return None
-    return [v.strip() for v in raw.split(",") if v.strip()]
+    return {v.strip() for text in raw for v in text.split(",") if v.strip()}
 
 
 STATUS_BY_REASON = {

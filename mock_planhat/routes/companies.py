@@ -8,7 +8,15 @@ from ..auth import api_tenant
 from ..matching import Rejected, attempt, create_company, find_company, update_company
 from ..matching import upsert_company as _upsert
 from ..records import COMPANY_FIELDS
-from .common import bulk, checked_body, filter_values, found, outcome_response, page
+from .common import (
+    bulk,
+    check_query,
+    checked_body,
+    filter_values,
+    found,
+    outcome_response,
+    page,
+)
 
 bp = Blueprint("companies", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 5_000
@@ -19,10 +27,15 @@ def _company(tenant, key: str) -> dict:
     return found(find_company(tenant, key), "company", key)
 
 
+FILTERS = ("externalId", "sourceId", "_id", "id")
+
+
 def _filtered(tenant) -> list[dict]:
+    """Every filter given must hold (AND); within one filter, any of its values (OR)."""
+    check_query(FILTERS)
     ext = filter_values("externalId")
     src = filter_values("sourceId")
-    ids = filter_values("_id") or filter_values("id")
+    ids = filter_values("_id", "id")
     if ext is not None:
         found = [tenant.company_by_external_id(v) for v in ext]
     elif src is not None:
@@ -31,7 +44,17 @@ def _filtered(tenant) -> list[dict]:
         found = [tenant.company(v) for v in ids]
     else:
         found = list(tenant.companies.values())
-    return [c for c in found if c is not None]
+    seen: set[str] = set()
+    kept = []
+    for company in found:
+        if company is None or company["_id"] in seen:
+            continue
+        seen.add(company["_id"])
+        if (ext is None or company.get("externalId") in ext) \
+                and (src is None or company.get("sourceId") in src) \
+                and (ids is None or company["_id"] in ids):
+            kept.append(company)
+    return kept
 
 
 @bp.get("/companies")

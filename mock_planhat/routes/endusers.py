@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..auth import api_tenant
+from ..errors import ApiError
 from ..matching import (
     Rejected,
     attempt,
@@ -17,7 +18,16 @@ from ..matching import (
 from ..matching import upsert_enduser as _upsert
 from ..records import ENDUSER_FIELDS
 from ..store import norm_email
-from .common import bulk, checked_body, filter_values, found, outcome_response, page
+from .common import (
+    bulk,
+    check_query,
+    checked_body,
+    filter_values,
+    found,
+    outcome_response,
+    page,
+    single_arg,
+)
 
 bp = Blueprint("endusers", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 2_000
@@ -27,38 +37,56 @@ def _person(tenant, key: str) -> dict:
     return found(find_person(tenant, key), "end user", key)
 
 
+FILTERS = ("externalId", "email", "companyId", "c", "archived")
+
+
 @bp.get("/endusers")
 def list_endusers():
     tenant = api_tenant()
+    check_query(FILTERS)
     with tenant.lock:
         records = _filtered(tenant)
     return page(records, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def _filtered(tenant) -> list[dict]:
+    """Every filter given must hold (AND); within one filter, any of its values (OR)."""
     ext = filter_values("externalId")
     emails = filter_values("email")
-    companies = filter_values("companyId") or filter_values("c")
+    companies = filter_values("companyId", "c")  # c= is Planhat's older spelling
+    archived = single_arg("archived")
+    if archived not in (None, "true", "false", "1", "0"):
+        raise ApiError(400, "invalid_query", f"archived: {archived!r} is not true or false",
+                       "archived")
+    company_ids = None if companies is None else {
+        c["_id"] for key in companies for c in [find_company(tenant, key)] if c}
+    wanted_emails = None if emails is None else {norm_email(e) for e in emails}
+    # Start from the narrowest index, then every filter is checked on every candidate.
     if ext is not None:
         found = [tenant.person_by_external_id(v) for v in ext]
-    elif emails is not None:
+    elif wanted_emails is not None:
         found = [p for v in emails for p in tenant.people_by_email(v)]
-    elif companies is not None:
-        found = [p for key in companies
-                 for company in [find_company(tenant, key)] if company
-                 for p in tenant.members(company["_id"])]
+    elif company_ids is not None:
+        found = [p for cid in company_ids for p in tenant.members(cid)]
     else:
         found = list(tenant.endusers.values())
-    found = [p for p in found if p is not None and p["_id"] in tenant.endusers]
-    if emails is not None:
-        wanted = {norm_email(e) for e in emails}
-        found = [p for p in found if norm_email(p.get("email") or "") in wanted]
-    if companies is not None and ext is not None:
-        ids = {c["_id"] for key in companies for c in [find_company(tenant, key)] if c}
-        found = [p for p in found if p.get("companyId") in ids]
-    if request.args.get("archived") not in ("true", "1"):
-        found = [p for p in found if not p.get("archived")]
-    return found
+    seen: set[str] = set()
+    kept = []
+    for person in found:
+        if person is None or person["_id"] not in tenant.endusers or person["_id"] in seen:
+            continue
+        seen.add(person["_id"])
+        if ext is not None and person.get("externalId") not in ext:
+            continue
+        if wanted_emails is not None and norm_email(person.get("email") or "") \
+                not in wanted_emails:
+            continue
+        if company_ids is not None and person.get("companyId") not in company_ids:
+            continue
+        if archived not in ("true", "1") and person.get("archived"):
+            continue
+        kept.append(person)
+    return kept
 
 
 @bp.post("/endusers")
