@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 DEFAULT_HOST = "127.0.0.1"
@@ -13,6 +14,12 @@ DEFAULT_JOURNAL_SIZE = 10_000
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
 DEFAULT_REPORT_SIZE = 10_000
 UNASSIGNED_POLICIES = ("hold", "discard")
+
+# A token travels in a URL path (the tenant token) and in an Authorization header (both, as
+# Bearer or as the HTTP Basic user name), so it is held to characters that need no escaping
+# in either: no spaces, no control characters, no ':' or '/'.
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{1,200}")
+TOKEN_RULE = "1 to 200 characters from A-Z a-z 0-9 . _ ~ -"
 
 ENV_TENANT_TOKEN = "MOCK_PLANHAT_TENANT_TOKEN"
 ENV_API_TOKEN = "MOCK_PLANHAT_API_TOKEN"
@@ -48,8 +55,10 @@ class Config:
             raise ValueError(
                 f"unassigned: {self.unassigned!r} is not one of {', '.join(UNASSIGNED_POLICIES)}"
             )
-        if not self.tenant_token or not self.api_token:
-            raise ValueError("tenant_token and api_token must not be empty")
+        check_token("tenant_token", self.tenant_token)
+        check_token("api_token", self.api_token)
+        if self.tenant_token == self.api_token:
+            raise ValueError("api_token: must differ from the tenant token")
         if self.journal_size < 0 or self.max_body < 1:
             raise ValueError("journal_size must be >= 0 and max_body >= 1")
 
@@ -63,3 +72,10 @@ class Config:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def check_token(name: str, value) -> str:
+    """``value`` if it is a usable token, else a ValueError naming ``name``."""
+    if not isinstance(value, str) or not TOKEN_RE.fullmatch(value):
+        raise ValueError(f"{name}: {value!r} is not a valid token ({TOKEN_RULE})")
+    return value

@@ -9,6 +9,14 @@ from collections import deque
 from .store import Tenant, now_iso
 
 
+class TokenConflict(ValueError):
+    """A token that some tenant holds already, in either role."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class Registry:
     def __init__(self, config) -> None:
         self.config = config
@@ -21,8 +29,16 @@ class Registry:
 
     def add(self, tenant_token: str, api_token: str, unassigned: str | None = None) -> Tenant:
         with self._lock:
-            if tenant_token in self._by_tenant_token or api_token in self._by_api_token:
-                raise ValueError("a tenant with that token exists already")
+            # Every token names one tenant in one role: a tenant token that is someone's API
+            # token (or its own) would make a request's tenant depend on which map is asked.
+            if tenant_token == api_token:
+                raise TokenConflict("apiToken", "must differ from the tenant token")
+            for field, token in (("tenantToken", tenant_token), ("apiToken", api_token)):
+                holder = self._by_tenant_token.get(token) or self._by_api_token.get(token)
+                if holder is not None:
+                    role = "tenant" if holder.tenant_token == token else "API"
+                    raise TokenConflict(field, f"{token!r} is already the {role} token of "
+                                        "a tenant")
             tenant = Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
                             self.config.report_size)
             self._by_tenant_token[tenant_token] = tenant

@@ -10,10 +10,11 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config import UNASSIGNED_POLICIES
+from ..config import UNASSIGNED_POLICIES, check_token
 from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
+from ..tenants import TokenConflict
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -72,16 +73,16 @@ def create_tenant():
         raise ApiError(400, "invalid_field", f"unassigned: must be one of "
                        f"{', '.join(UNASSIGNED_POLICIES)}", "unassigned")
     for key in ("tenantToken", "apiToken"):
-        value = body.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()
-                                  or len(value) > 200 or "/" in value):
-            raise ApiError(400, "invalid_field", f"{key}: must be a non-empty string of at most "
-                           "200 characters without '/'", key)
+        if body.get(key) is not None:
+            try:
+                check_token(key, body[key])
+            except ValueError as exc:
+                raise ApiError(400, "invalid_field", str(exc), key) from None
     try:
         tenant = _fake().registry.create(unassigned, body.get("tenantToken"),
                                          body.get("apiToken"))
-    except ValueError as exc:
-        raise ApiError(409, "tenant_exists", f"tenantToken: {exc}", "tenantToken") from None
+    except TokenConflict as exc:
+        raise ApiError(409, "token_conflict", str(exc), exc.field) from None
     response = jsonify({"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
                         "unassigned": tenant.unassigned})
     response.status_code = 201
