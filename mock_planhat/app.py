@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 from dataclasses import dataclass
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from . import errors
 from .auth import tenant_hint
@@ -48,19 +49,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 raise errors.ApiError(403, "forbidden",
                                       "the admin API answers loopback clients only", None)
             return None
-        rule = fake.faults.take(request.method, request.path, _tenant_hint())
-        if rule is None:
-            return None
-        if rule["delay"]:
-            time.sleep(rule["delay"])
-        if rule["status"] is None:
-            return None
-        headers = {}
-        if rule["retryAfter"] is not None:
-            headers["Retry-After"] = f"{rule['retryAfter']:g}"
-        return errors.error_response(rule["status"], "injected_fault",
-                                     f"fault rule {rule['id']} answered {rule['status']}",
-                                     None, headers)
+        return apply_fault(fake, _request_tokens(fake, _tenant_hint()))
 
     @app.after_request
     def _after(response):
@@ -77,6 +66,47 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
 
 _HINT = "mock_planhat.tenant_hint"
+_FAULTS_CHECKED = "mock_planhat.faults_checked"
+
+
+def _request_tokens(fake: Fake, hint: str | None) -> frozenset[str]:
+    """Both tokens of the request's tenant (a fault rule may name either), or the unknown
+    token the path names."""
+    if hint is None:
+        return frozenset()
+    tenant = fake.registry.by_tenant_token(hint)
+    return frozenset((tenant.tenant_token, tenant.api_token)) if tenant else frozenset((hint,))
+
+
+def apply_fault(fake: Fake, tokens: frozenset[str], scoped_only: bool = False):
+    """Spend the first fault rule this request matches: wait its delay, then answer its status
+    (None: carry on). ``scoped_only``: rules that name a tenant only."""
+    request.environ[_FAULTS_CHECKED] = tokens
+    rule = fake.faults.take(request.method, request.path, tokens, scoped_only)
+    if rule is None:
+        return None
+    if rule["delay"]:
+        time.sleep(rule["delay"])
+    if rule["status"] is None:
+        return None
+    headers = {}
+    if rule["retryAfter"] is not None:
+        # HTTP's delay-seconds is a whole number: a fraction is rounded up, never sent as 1.5
+        headers["Retry-After"] = str(math.ceil(rule["retryAfter"]))
+    return errors.error_response(rule["status"], "injected_fault",
+                                 f"fault rule {rule['id']} answered {rule['status']}",
+                                 None, headers)
+
+
+def attribute_tenant(tenant_token: str):
+    """For a route that learns its tenant from the body (Segment's ``writeKey``): the journal
+    names that tenant, and the fault rules scoped to it apply now (they could not before the
+    body was read). Returns a fault answer or None."""
+    request.environ[_HINT] = tenant_token
+    if request.environ.get(_FAULTS_CHECKED):
+        return None  # the headers named the tenant already; its rules had their chance
+    fake = fake_of(current_app)
+    return apply_fault(fake, _request_tokens(fake, tenant_token), scoped_only=True)
 
 
 def _tenant_hint() -> str | None:

@@ -32,16 +32,20 @@ class Faults:
         with self._lock:
             return [dict(r) for r in self._rules]
 
-    def clear(self, tenant: str | None = None) -> None:
+    def clear(self, tenants: frozenset[str] | None = None) -> None:
+        """Drop every rule, or those scoped to one of ``tenants`` (a tenant's tokens)."""
         with self._lock:
-            self._rules = [r for r in self._rules if tenant and r["tenant"] != tenant]
+            self._rules = [r for r in self._rules if tenants and r["tenant"] not in tenants]
 
-    def take(self, method: str, path: str, tenant: str | None) -> dict | None:
-        """The first rule matching this request, with one use spent, or None."""
+    def take(self, method: str, path: str, tenants: frozenset[str],
+             scoped_only: bool = False) -> dict | None:
+        """The first rule matching this request, with one use spent, or None. ``tenants``:
+        the request's tenant's tokens (a rule may name either)."""
         with self._lock:
             for rule in self._rules:
                 if (rule["method"] in ("*", method) and fnmatch.fnmatchcase(path, rule["path"])
-                        and (rule["tenant"] is None or rule["tenant"] == tenant)):
+                        and (rule["tenant"] in tenants
+                             or (rule["tenant"] is None and not scoped_only))):
                     rule["remaining"] -= 1
                     hit = dict(rule)
                     if rule["remaining"] <= 0:

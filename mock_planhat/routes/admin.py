@@ -160,7 +160,11 @@ def list_faults():
 
 @bp.delete("/faults")
 def clear_faults():
-    _fake().faults.clear(request.args.get("tenant"))
+    token = request.args.get("tenant")
+    tenant = None if token is None else (_fake().registry.by_tenant_token(token)
+                                         or _fake().registry.by_api_token(token))
+    _fake().faults.clear(None if token is None else frozenset(
+        (tenant.tenant_token, tenant.api_token) if tenant else (token,)))
     return jsonify({"cleared": True})
 
 

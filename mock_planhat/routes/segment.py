@@ -54,6 +54,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from translator import Destination, Settings, WsgiTransport
 
+from ..app import attribute_tenant
 from ..auth import token_from_header
 from ..errors import ApiError, loads
 from ..journal import JOURNAL_BODY
@@ -109,6 +110,9 @@ def tracking_api(kind: str):
     if tenant is None:
         registry.report_unknown_tenant(token, _without_key(body), request.path)
         return jsonify({"success": True})
+    fault = attribute_tenant(tenant.tenant_token)
+    if fault is not None:
+        return fault
     kept = []
     dropped = []
     for call in calls:
