@@ -442,7 +442,7 @@ def test_the_inner_planhat_requests_appear_in_the_journal(client):
         ("PUT", "/endusers/extid-u1", 404, TENANT),  # group before identify: nobody to attach
         ("PUT", "/endusers", 200, TENANT),
         ("POST", f"/analytics/bulk/{TENANT}", 200, TENANT),
-        ("POST", "/v1/batch", 200, None),
+        ("POST", "/v1/batch", 200, TENANT),  # the write key in the body names it
     ]
     assert entries[2]["body"][0]["externalId"] == "u1"
     assert entries[3]["body"][0]["action"] == "Clicked"
