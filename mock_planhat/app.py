@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from . import errors
 from .auth import tenant_hint
@@ -56,8 +57,11 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         path = request.path
         if not path.startswith("/__admin"):
             size = request.content_length or 0
-            body = request.environ.get(JOURNAL_BODY) or (
-                request.get_data(cache=True) if 0 < size <= config.max_body else b"")
+            try:
+                body = request.environ.get(JOURNAL_BODY) or (
+                    request.get_data(cache=True) if 0 < size <= config.max_body else b"")
+            except ClientDisconnected:  # stalled or cut short: answered 408/400 already
+                body = b""
             fake.journal.record(request.method, path, response.status_code, body,
                                 _tenant_hint(), request.query_string.decode("latin-1"))
         return response

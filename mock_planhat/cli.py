@@ -13,6 +13,7 @@ from .config import (
     DEFAULT_JOURNAL_SIZE,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
     ENV_API_TOKEN,
     ENV_FLAGS,
     ENV_PORT,
@@ -62,6 +63,11 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    help="requests kept in the journal (default %(default)s)")
     p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help="largest request body accepted (default %(default)s = 32 MB)")
+    p.add_argument("--read-timeout", type=_seconds, default=DEFAULT_READ_TIMEOUT,
+                   metavar="SECONDS",
+                   help="close a connection that sends nothing for this long, while sending "
+                        "a request or idle between requests; 0 for no limit (default "
+                        "%(default)g)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -94,6 +100,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 86400 seconds")
     return value
 
 
@@ -139,7 +155,8 @@ def serve(args) -> int:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2
     try:
-        server = Server(create_app(config), args.host, args.port, quiet=args.quiet)
+        server = Server(create_app(config), args.host, args.port, quiet=args.quiet,
+                        read_timeout=args.read_timeout or None)
     except OSError as exc:
         print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)

@@ -13,6 +13,7 @@ DEFAULT_API_TOKEN = "mock-api-token"
 DEFAULT_JOURNAL_SIZE = 10_000
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
 DEFAULT_REPORT_SIZE = 10_000
+DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
 UNASSIGNED_POLICIES = ("hold", "discard")
 
 # A token travels in a URL path (the tenant token) and in an Authorization header (both, as

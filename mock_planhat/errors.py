@@ -11,7 +11,7 @@ import math
 import re
 
 from flask import Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .records import FieldError
 
@@ -99,6 +99,10 @@ def read_json(expect: type | tuple | None = None, what: str = "body"):
 
 
 def register(app: Flask) -> None:
+    # Werkzeug answers a path with '//' in it by a 308 redirect to the merged path (an HTML
+    # page); the fake routes paths as sent, so '/__admin//health' is a 404 naming the path.
+    app.url_map.merge_slashes = False
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers,
@@ -111,8 +115,15 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
+        if isinstance(exc, ClientDisconnected):  # the body could not be read to its end
+            if isinstance(exc.__context__, TimeoutError):
+                return _read_timeout()
+            return error_response(400, "incomplete_body", "body: the connection ended before "
+                                  "the body was complete", "body", {"Connection": "close"})
         if status == 404:
             message = f"no route for {request.method} {request.path}"
+            if "//" in request.path:
+                message += " (an empty path segment: '//')"
             field = "path"
         elif status == 405:
             allowed = ", ".join(sorted(exc.valid_methods or []))
@@ -132,3 +143,9 @@ def register(app: Flask) -> None:
     def _unexpected(exc: Exception):  # a bug of ours: still JSON, never a traceback page
         app.logger.exception("unexpected error")
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _read_timeout():
+    """The client stopped sending its body for longer than the server's read timeout."""
+    return error_response(408, "request_timeout", "body: the client stopped sending the body "
+                          "(the server's read timeout passed)", "body", {"Connection": "close"})

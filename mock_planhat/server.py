@@ -1,7 +1,16 @@
-"""Serving the app on a socket: a threaded WSGI server that stops cleanly on a signal."""
+"""Serving the app on a socket: a threaded WSGI server that stops cleanly on a signal.
+
+What the HTTP layer answers before the app sees a request — a request line that does not
+parse (400), a request line over 64 KB (414), a header line over 64 KB or over 100 headers
+(431), an HTTP version other than 1.x (505) — is answered here in the fake's JSON error shape,
+like every other error. A read timeout (``read_timeout`` seconds without a byte from the
+client, while it sends its headers or its body, or idles on a keep-alive connection) closes
+the connection, so a client that stalls cannot hold a thread for ever.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import socket
@@ -10,24 +19,63 @@ import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .config import DEFAULT_READ_TIMEOUT
 
-class _QuietHandler(WSGIRequestHandler):
+# status -> (error code, the field the message is about), for the answers of the HTTP layer
+_LAYER_ERRORS = {
+    400: ("bad_request", "request line"),
+    408: ("request_timeout", "body"),
+    414: ("uri_too_long", "path"),
+    431: ("request_header_fields_too_large", "headers"),
+    505: ("http_version_not_supported", "HTTP version"),
+}
+
+
+class _JsonErrorHandler(WSGIRequestHandler):
+    """Werkzeug's handler, with http.server's HTML error page replaced by the JSON shape."""
+
+    def send_error(self, code, message=None, explain=None):
+        short, _long = self.responses.get(code, ("Error", ""))
+        error, field = _LAYER_ERRORS.get(code, (short.lower().replace(" ", "_"), None))
+        text = f"{field}: {message or short}" if field else (message or short)
+        body = (json.dumps({"error": error, "message": text, "field": field}) + "\n").encode()
+        if self.request_version == "HTTP/0.9":  # unparsed: answer with a status line anyway
+            self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        self.send_response(code, short)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_error(self, format, *args):
+        pass  # send_error's answer is logged as the access line
+
+
+class _QuietHandler(_JsonErrorHandler):
     def log_request(self, *args, **kwargs):
         pass
 
 
-class _AccessLogHandler(WSGIRequestHandler):
+class _AccessLogHandler(_JsonErrorHandler):
     def log_request(self, code="-", size="-"):
         code = getattr(code, "value", code)
         sys.stderr.write(f'{self.address_string()} - "{self.requestline}" {code} {size}\n')
 
 
 class Server:
-    """``Server(app, host, port)``: bound at once; ``serve_forever()`` or ``start()``/``stop()``."""
+    """``Server(app, host, port)``: bound at once; ``serve_forever()`` or ``start()``/``stop()``.
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True):
+    ``read_timeout``: seconds a connection may go without sending a byte (None: no limit)."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
+                 read_timeout: float | None = DEFAULT_READ_TIMEOUT):
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        handler = _QuietHandler if quiet else _AccessLogHandler
+        base = _QuietHandler if quiet else _AccessLogHandler
+        # A class per server: make_server sets attributes on it (protocol_version).
+        handler = type("Handler", (base,), {"timeout": read_timeout})
         # Bind here so a busy port is an OSError we can word, not werkzeug's exit.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=128)
@@ -36,6 +84,7 @@ class Server:
         self._server.daemon_threads = True
         self.host = host
         self.port = self._server.socket.getsockname()[1]
+        self.read_timeout = read_timeout
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
