@@ -162,8 +162,8 @@ def test_every_error_response_uses_the_error_schema(doc):
             for status, spec in op["responses"].items():
                 if int(status) >= 400:
                     schema = _resolve(doc, spec)["content"]["application/json"]["schema"]
-                    expected = "SegmentError" if path.startswith("/v1/") and status == "400" \
-                        else "Error"
+                    expected = "SegmentError" if path.startswith("/v1/") and status in (
+                        "400", "401") else "Error"
                     assert schema == {"$ref": f"#/components/schemas/{expected}"}, (path, status)
     error = doc["components"]["schemas"]["Error"]
     assert set(error["required"]) == {"error", "message", "field"}

@@ -205,12 +205,14 @@ def test_unknown_write_key_answers_success_and_reports_unknown_tenant(client):
     assert state(client)["endusers"] == [] and state(client)["pending"] == []
 
 
-@pytest.mark.parametrize("body", [{"batch": [GROUP]}, {"batch": [GROUP], "writeKey": ""},
-                                  {"batch": [GROUP], "writeKey": 5}],
+@pytest.mark.parametrize("body,status", [({"batch": [GROUP]}, 401),
+                                         ({"batch": [GROUP], "writeKey": ""}, 400),
+                                         ({"batch": [GROUP], "writeKey": 5}, 400)],
                          ids=["absent", "empty", "not-a-string"])
-def test_missing_write_key_is_a_400_naming_write_key(client, body):
+def test_missing_write_key_is_a_401_naming_write_key(client, body, status):
+    """No write key at all is a 401 (no credentials); a malformed one a 400."""
     response = post(client, "/v1/batch", body)
-    assert response.status_code == 400
+    assert response.status_code == status
     answer = response.get_json()
     assert answer["success"] is False and answer["code"] == "missing_write_key"
     assert "writeKey" in answer["message"]
@@ -220,7 +222,7 @@ def test_missing_write_key_is_a_400_naming_write_key(client, body):
 def test_a_bearer_token_is_not_a_write_key(client):
     response = post(client, "/v1/batch", {"batch": [GROUP]},
                     headers={"Authorization": f"Bearer {TENANT}"})
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert response.get_json()["code"] == "missing_write_key"
 
 

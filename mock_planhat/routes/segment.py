@@ -17,9 +17,9 @@ HTTP Tracking API — ``POST /v1/identify|track|page|screen|group|alias``, ``/v1
   gzip, a call over 32 KB, a batch over 500 KB or over 2,500 calls. Everything else is 200.
 * Decisions where Segment gives no answer we can copy:
 
-  - no write key at all (neither in the body nor as Basic) → 400 with ``"code":
+  - no write key at all (neither in the body nor as Basic) → 401 with ``"code":
     "missing_write_key"`` and a message naming ``writeKey``: the caller is misconfigured and a
-    200 would hide it;
+    200 would hide it (a ``writeKey`` that is empty or not a string is a 400, same code);
   - a write key that names no tenant → 200 (Segment does not tell senders either) and an
     ``unknown_tenant`` entry in the admin report (``GET /__admin/report``).
 
@@ -187,7 +187,7 @@ def _write_key(body: dict) -> str:
         if token:
             return token
     raise SegmentError("writeKey: missing; send it in the body or as the HTTP Basic user name "
-                       "(empty password)", "missing_write_key")
+                       "(empty password)", "missing_write_key", 401)
 
 
 def _has_id(call: dict, key: str) -> bool:

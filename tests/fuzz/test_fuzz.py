@@ -1,41 +1,43 @@
 """Schemathesis against the app in process, through its own OpenAPI document.
 
-Every operation gets generated requests (valid and invalid); every answer must be no 5xx and
-must conform to the document (status code, content type, headers, body schema). Runs in the
-``fuzz`` tox env (``tox -e fuzz``); skipped where schemathesis is not installed.
-``MOCK_PLANHAT_FUZZ_EXAMPLES`` sets the examples per operation (default 30).
+Every check Schemathesis has (its CLI's ``--checks all``: no 5xx, status codes, content types,
+headers and bodies true to the document, negative data rejected and positive data accepted,
+auth enforced, undocumented methods refused, deleted resources gone, ...) runs on every
+answer, in two phases: each operation on its own, then the stateful phase, which chains
+operations through the links the document declares (create a company, then read, update and
+delete it).
+
+Only the ``fuzz`` tox env collects this folder (``testpaths`` leaves it out of the default
+run), and it imports Schemathesis plainly: without it the env fails instead of passing with no
+fuzzing. ``MOCK_PLANHAT_FUZZ_EXAMPLES`` sets the examples per operation (default 30) and
+``MOCK_PLANHAT_FUZZ_STEPS`` the stateful scenarios (default 60).
 """
 
 from __future__ import annotations
 
-import base64
 import os
 
-import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-
-from mock_planhat import Config, create_app  # noqa: E402
-from mock_planhat.app import fake_of  # noqa: E402
+from mock_planhat import Config, create_app
+from mock_planhat.app import fake_of
 
 AUTH = {"Authorization": "Bearer mock-api-token"}
-SEGMENT_AUTH = {"Authorization": "Basic " + base64.b64encode(b"mock-tenant-token:").decode()}
 EXAMPLES = int(os.environ.get("MOCK_PLANHAT_FUZZ_EXAMPLES", "30"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+SCENARIOS = int(os.environ.get("MOCK_PLANHAT_FUZZ_STEPS", "60"))
 
-# A small body limit so that generated bodies also reach the 413 answer now and then.
-APP = create_app(Config(max_body=256 * 1024))
-schema = schemathesis.openapi.from_wsgi("/__admin/openapi.json", APP)
+# The default body limit: a body over it is refused whatever the schema says (413), which
+# Schemathesis would count against the document; tests/test_bad_input.py covers the 413s.
+APP = create_app(Config())
+# The tokens go by the document's security schemes, so that Schemathesis knows them for what
+# they are (its auth check sends each request again without them, and expects a 401).
+CONFIG = SchemathesisConfig.from_dict({"auth": {"openapi": {
+    "bearer": {"bearer": "mock-api-token"},
+    "tenantBasic": {"username": "mock-tenant-token", "password": ""},
+}}})
+schema = schemathesis.openapi.from_wsgi("/__admin/openapi.json", APP, config=CONFIG)
 schema.config.generation.update(max_examples=EXAMPLES)
 
 
@@ -51,13 +53,27 @@ def _seed(app) -> None:
 _seed(APP)
 
 
+def _no_faults() -> None:
+    """A generated POST /__admin/faults would make later requests answer 5xx or wait."""
+    fake_of(APP).faults.clear()
+
+
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
           database=None)
 def test_operation(case):
     try:
-        segment = case.path.startswith(("/v1/", "/dock/"))
-        case.call_and_validate(headers=SEGMENT_AUTH if segment else AUTH, checks=CHECKS)
+        case.call_and_validate()  # every check
     finally:
-        # A generated POST /__admin/faults would make later requests answer 5xx or wait.
-        fake_of(APP).faults.clear()
+        _no_faults()
+
+
+class Workflow(schema.as_state_machine()):
+    def teardown(self):
+        _no_faults()
+
+
+def test_stateful():
+    Workflow.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=6,
+                                   deadline=None, database=None,
+                                   suppress_health_check=list(HealthCheck)))
