@@ -72,6 +72,7 @@ def parse_rule(spec) -> dict:
         raise FaultError("method", "must be an HTTP method or '*'")
     if not isinstance(path, str) or not path.startswith(("/", "*")):
         raise FaultError("path", "must be a path pattern such as '/endusers*' or '*'")
+    status, count = _whole(status), _whole(count)  # 429.0 is the JSON number 429
     if status is not None and (type(status) is not int or status not in FAULT_STATUSES):
         raise FaultError("status", f"must be one of {', '.join(map(str, FAULT_STATUSES))}")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 30:
@@ -88,3 +89,10 @@ def parse_rule(spec) -> dict:
         raise FaultError("status", "a rule needs a status, a delay, or both")
     return {"method": method.upper(), "path": path, "status": status, "retryAfter": retry_after,
             "delay": delay, "remaining": count, "tenant": tenant}
+
+
+def _whole(value):
+    """A float with no fraction as the int it equals; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
