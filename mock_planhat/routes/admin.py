@@ -108,8 +108,7 @@ def delete_tenant(token):
         raise ApiError(409, "default_tenant", f"token: {exc}", "token") from None
     with tenant.lock:
         tenant.clear()
-    for key in (tenant.tenant_token, tenant.api_token):
-        _fake().faults.clear(key)
+    _fake().faults.clear(frozenset((tenant.tenant_token, tenant.api_token)))
     return jsonify({"deleted": tenant.tenant_token})
 
 
