@@ -2,7 +2,8 @@
 
 What the HTTP layer answers before the app sees a request — a request line that does not
 parse (400), a request line over 64 KB (414), a header line over 64 KB or over 100 headers
-(431), an HTTP version other than 1.x (505) — is answered here in the fake's JSON error shape,
+(431), an HTTP version other than 1.x (505), a ``Content-Length`` that is not one number
+(400) — is answered here in the fake's JSON error shape,
 like every other error. A read timeout (``read_timeout`` seconds without a byte from the
 client, while it sends its headers or its body, or idles on a keep-alive connection) closes
 the connection, so a client that stalls cannot hold a thread for ever.
@@ -34,9 +35,20 @@ _LAYER_ERRORS = {
 class _JsonErrorHandler(WSGIRequestHandler):
     """Werkzeug's handler, with http.server's HTML error page replaced by the JSON shape."""
 
-    def send_error(self, code, message=None, explain=None):
+    def run_wsgi(self):
+        # Content-Length given twice with different values, or not a number: which body
+        # length is meant cannot be told (a request-smuggling shape), so refuse it.
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
+            self.send_error(400, f"{', '.join(sorted(lengths))!r} is not one body length",
+                            field="Content-Length")
+            return
+        super().run_wsgi()
+
+    def send_error(self, code, message=None, explain=None, field=None):
         short, _long = self.responses.get(code, ("Error", ""))
-        error, field = _LAYER_ERRORS.get(code, (short.lower().replace(" ", "_"), None))
+        error, default_field = _LAYER_ERRORS.get(code, (short.lower().replace(" ", "_"), None))
+        field = field or default_field
         text = f"{field}: {message or short}" if field else (message or short)
         body = (json.dumps({"error": error, "message": text, "field": field}) + "\n").encode()
         if self.request_version == "HTTP/0.9":  # unparsed: answer with a status line anyway

@@ -46,6 +46,12 @@ LAYER_CASES = {
     "too_many_headers": (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(120))
                          + b"\r\n", 431, "headers"),
     "http_2": (b"GET /endusers HTTP/2.0\r\n\r\n", 505, "HTTP version"),
+    "content_length_twice": (b"PUT /endusers HTTP/1.1\r\n" + API + b"Content-Length: 2\r\n"
+                             b"Content-Length: 3\r\n\r\n[]", 400, "Content-Length"),
+    "content_length_negative": (b"PUT /endusers HTTP/1.1\r\n" + API +
+                                b"Content-Length: -5\r\n\r\n[]", 400, "Content-Length"),
+    "content_length_not_a_number": (b"PUT /endusers HTTP/1.1\r\n" + API +
+                                    b"Content-Length: 2x\r\n\r\n[]", 400, "Content-Length"),
 }
 
 
