@@ -14,7 +14,9 @@ from .config import (
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
     DEFAULT_READ_TIMEOUT,
+    EMAIL_MATCH_POLICIES,
     ENV_API_TOKEN,
+    ENV_EMAIL_MATCH,
     ENV_FLAGS,
     ENV_PORT,
     ENV_TENANT_TOKEN,
@@ -59,6 +61,11 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--unassigned", choices=UNASSIGNED_POLICIES, default=None,
                    help="what happens to a new end user with no company: hold it as a pending "
                         f"contact or discard it (env {ENV_UNASSIGNED}; default hold)")
+    p.add_argument("--email-match", choices=EMAIL_MATCH_POLICIES, default=None,
+                   help="a row whose email matches one end user with another externalId: "
+                        "attach to that end user and take the row's externalId (the Segment "
+                        "destination's documented rule) or treat it as another person and "
+                        f"create a new end user (env {ENV_EMAIL_MATCH}; default attach)")
     p.add_argument("--journal-size", type=_count, default=DEFAULT_JOURNAL_SIZE, metavar="N",
                    help="requests kept in the journal (default %(default)s)")
     p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
@@ -149,7 +156,8 @@ def serve(args) -> int:
 
     try:
         config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
-                                 unassigned=args.unassigned, journal_size=args.journal_size,
+                                 unassigned=args.unassigned, email_match=args.email_match,
+                                 journal_size=args.journal_size,
                                  max_body=args.max_body or DEFAULT_MAX_BODY)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)

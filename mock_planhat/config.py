@@ -15,6 +15,7 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
 DEFAULT_REPORT_SIZE = 10_000
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
 UNASSIGNED_POLICIES = ("hold", "discard")
+EMAIL_MATCH_POLICIES = ("attach", "strict")
 
 # A token travels in a URL path (the tenant token) and in an Authorization header (both, as
 # Bearer or as the HTTP Basic user name), so it is held to characters that need no escaping
@@ -25,6 +26,7 @@ TOKEN_RULE = "1 to 200 characters from A-Z a-z 0-9 . _ ~ -"
 ENV_TENANT_TOKEN = "MOCK_PLANHAT_TENANT_TOKEN"
 ENV_API_TOKEN = "MOCK_PLANHAT_API_TOKEN"
 ENV_UNASSIGNED = "MOCK_PLANHAT_UNASSIGNED"
+ENV_EMAIL_MATCH = "MOCK_PLANHAT_EMAIL_MATCH"
 ENV_PORT = "MOCK_PLANHAT_PORT"
 
 # The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
@@ -36,6 +38,7 @@ ENV_FLAGS = {
     "tenant_token": ENV_TENANT_TOKEN,
     "api_token": ENV_API_TOKEN,
     "unassigned": ENV_UNASSIGNED,
+    "email_match": ENV_EMAIL_MATCH,
 }
 
 
@@ -46,6 +49,7 @@ class Config:
     tenant_token: str = DEFAULT_TENANT_TOKEN
     api_token: str = DEFAULT_API_TOKEN
     unassigned: str = "hold"
+    email_match: str = "attach"
     journal_size: int = DEFAULT_JOURNAL_SIZE
     report_size: int = DEFAULT_REPORT_SIZE
     max_body: int = DEFAULT_MAX_BODY
@@ -60,6 +64,11 @@ class Config:
         check_token("api_token", self.api_token)
         if self.tenant_token == self.api_token:
             raise ValueError("api_token: must differ from the tenant token")
+        if self.email_match not in EMAIL_MATCH_POLICIES:
+            raise ValueError(
+                f"email_match: {self.email_match!r} is not one of "
+                f"{', '.join(EMAIL_MATCH_POLICIES)}"
+            )
         if self.journal_size < 0 or self.max_body < 1:
             raise ValueError("journal_size must be >= 0 and max_body >= 1")
 
@@ -70,6 +79,7 @@ class Config:
             "tenant_token": env.get(ENV_TENANT_TOKEN) or DEFAULT_TENANT_TOKEN,
             "api_token": env.get(ENV_API_TOKEN) or DEFAULT_API_TOKEN,
             "unassigned": env.get(ENV_UNASSIGNED) or "hold",
+            "email_match": env.get(ENV_EMAIL_MATCH) or "attach",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

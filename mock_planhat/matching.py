@@ -6,15 +6,21 @@ that finds a record wins. A matched row updates that record; an unmatched row cr
 
 * An email held by two or more records matches neither: the row is not applied
   (``ambiguous_email``).
-* An email match is taken only when it does not contradict the row: a record whose
-  ``externalId`` (or ``sourceId``) differs from the row's is another person, so the row
-  creates a new end user (who then shares the email).
+* An email match whose record has another ``externalId`` (or ``sourceId``) than the row: the
+  tenant's ``email_match`` policy decides. ``attach`` (default, the Segment destination's
+  documented rule): the row updates that record, its keys included; the outcome carries a
+  decision record and the report a ``matched_by_email`` entry saying which key changed from
+  what to what. ``strict``: the record is another person, so the row creates a new end user
+  (who then shares the email).
 * ``externalId`` and ``sourceId`` are unique per tenant: a row that would give one to a second
-  record is not applied (``duplicate_external_id`` / ``duplicate_source_id``).
+  record is not applied (``duplicate_external_id`` / ``duplicate_source_id``). An email
+  attach never meets this: a key held by any record would have matched before the email.
 * A new end user needs a company: ``companyId`` (an ``_id``, ``extid-…`` or ``srcid-…`` key),
   ``companyExternalId``, or the one company whose ``domains`` hold the email's domain. Without
   one the tenant's ``unassigned`` policy decides: ``hold`` keeps it as a pending contact,
   ``discard`` drops it (``no_company``).
+* An activity for no known end user creates one when it names a company (as a new end user
+  row would find one); without a company it is not stored (``unknown_user``).
 
 Callers hold ``tenant.lock``. Every row that is not applied is written to the tenant's report.
 """
@@ -45,6 +51,7 @@ class Outcome:
     reason: str | None = None
     message: str = ""
     field: str | None = None
+    decision: dict | None = None  # how the row found its record, when that is news
 
     @property
     def applied(self) -> bool:
@@ -157,38 +164,81 @@ def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
 
 
 # ----- end users -----------------------------------------------------------------------------
+_KEYS = ("externalId", "sourceId")
+
+
 def match_person(tenant: Tenant, row: dict) -> dict | None:
     """The record a row is about, by _id, then sourceId, then externalId, then email."""
-    found = (tenant.person(row.get("_id")) or tenant.person_by_source_id(row.get("sourceId"))
-             or tenant.person_by_external_id(row.get("externalId")))
+    return _match_person(tenant, row)[0]
+
+
+def _match_person(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
+    """(record, the key that found it) by the matching rule."""
+    found = tenant.person(row.get("_id"))
     if found is not None:
-        return found
+        return found, "_id"
+    found = tenant.person_by_source_id(row.get("sourceId"))
+    if found is not None:
+        return found, "sourceId"
+    found = tenant.person_by_external_id(row.get("externalId"))
+    if found is not None:
+        return found, "externalId"
     if row.get("email"):
-        people = tenant.people_by_email(row["email"])
-        if len(people) == 1:
-            return people[0] if _same_person(people[0], row) else None
-        if len(people) > 1:
-            raise Rejected("ambiguous_email",
-                           f"email: {row['email']!r} is shared by {len(people)} end users "
-                           f"({', '.join(sorted(p['_id'] for p in people))}); it matches neither",
-                           "email")
+        person = _one_by_email(tenant, row)
+        if person is not None:
+            return person, "email"
     if "_id" in row:
         raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
-    return None
+    return None, None
+
+
+def _one_by_email(tenant: Tenant, row: dict) -> dict | None:
+    """The one record holding the row's email, if the tenant's email_match policy takes it."""
+    people = tenant.people_by_email(row["email"])
+    if len(people) > 1:
+        raise Rejected("ambiguous_email",
+                       f"email: {row['email']!r} is shared by {len(people)} end users "
+                       f"({', '.join(sorted(p['_id'] for p in people))}); it matches neither",
+                       "email")
+    if not people:
+        return None
+    if tenant.email_match == "strict" and not _same_person(people[0], row):
+        return None
+    return people[0]
 
 
 def _same_person(record: dict, row: dict) -> bool:
-    return all(not row.get(k) or not record.get(k) or row[k] == record[k]
-               for k in ("externalId", "sourceId"))
+    return all(not row.get(k) or not record.get(k) or row[k] == record[k] for k in _KEYS)
+
+
+def _email_decision(tenant: Tenant, old: dict, outcome: Outcome, row: dict, source) -> None:
+    """Record that an email match attached the row, and which keys it changed (X → Y)."""
+    new = outcome.record or old
+    changed = {k: {"from": old.get(k), "to": new.get(k)} for k in _KEYS
+               if old.get(k) != new.get(k)}
+    outcome.decision = {"matchedBy": "email", "enduserId": old["_id"]}
+    if changed:
+        outcome.decision["changed"] = changed
+    replaced = [k for k, v in changed.items() if v["from"]]
+    if replaced:
+        what = "; ".join(f"{k} changed from {changed[k]['from']!r} to {changed[k]['to']!r}"
+                         for k in replaced)
+        tenant.add_report("matched_by_email", f"email: {row.get('email')!r} matched end user "
+                          f"{old['_id']} (emailMatch: attach); {what}", row, source,
+                          outcome.decision)
 
 
 def upsert_enduser(tenant: Tenant, row, source: str | None = None) -> Outcome:
     """Apply one end-user row by the matching rule."""
     def write():
         clean = _checked(row, ENDUSER_FIELDS)
-        target = match_person(tenant, clean)
-        return create_enduser(tenant, clean) if target is None else \
-            update_enduser(tenant, target, clean)
+        target, key = _match_person(tenant, clean)
+        if target is None:
+            return create_enduser(tenant, clean)
+        outcome = update_enduser(tenant, target, clean)
+        if key == "email" and outcome.record is not None:
+            _email_decision(tenant, target, outcome, clean, source)
+        return outcome
     return attempt(tenant, write, row, source)
 
 
@@ -309,11 +359,11 @@ class BulkResult:
         record = outcome.record
         if outcome.status == "created":
             self.created += 1
-            self.insertsKeys.append(_keys(record))
+            self.insertsKeys.append(_keys(record, outcome.decision))
             self.upsertedIds.append(record["_id"])
         elif outcome.status == "updated":
             self.updated += 1
-            self.updatesKeys.append(_keys(record))
+            self.updatesKeys.append(_keys(record, outcome.decision))
             self.modified.append(record["_id"])
         elif outcome.status == "nonupdate":
             self.nonupdates += 1
@@ -336,8 +386,14 @@ class BulkResult:
 _UPDATE_REASONS = {"duplicate_external_id", "duplicate_source_id", "unknown_company"}
 
 
-def _keys(record: dict) -> dict:
-    return {k: record[k] for k in ("_id", "externalId", "sourceId", "email") if record.get(k)}
+def _keys(record: dict, decision: dict | None = None) -> dict:
+    """A row's keys in the bulk answer; an email match adds ``matchedBy`` and ``changed``."""
+    keys = {k: record[k] for k in ("_id", "externalId", "sourceId", "email") if record.get(k)}
+    if decision is not None:
+        keys["matchedBy"] = decision["matchedBy"]
+        if "changed" in decision:
+            keys["changed"] = decision["changed"]
+    return keys
 
 
 def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -> BulkResult:
@@ -349,7 +405,12 @@ def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -
 
 # ----- activities ----------------------------------------------------------------------------
 def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
-    """Store a user activity against its end user, or report why it could not be."""
+    """Store a user activity against its end user, or report why it could not be.
+
+    An activity for no known end user that names a company (``companyId``,
+    ``companyExternalId``, or an email whose domain is one company's) creates the end user in
+    that company first, as Planhat does; without one it is not stored (``unknown_user``).
+    """
     def write():
         clean = _checked(row, ACTIVITY_FIELDS)
         if not clean.get("externalId") and not clean.get("email"):
@@ -357,19 +418,29 @@ def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
                            "or an email", "externalId")
         person = tenant.person_by_external_id(clean.get("externalId"))
         if person is None and clean.get("email"):
-            people = tenant.people_by_email(clean["email"])
-            if len(people) > 1:
-                raise Rejected("ambiguous_email", f"email: {clean['email']!r} is shared by "
-                               f"{len(people)} end users; it matches neither", "email")
-            person = people[0] if people else None
+            person = _one_by_email(tenant, clean)
+        decision = None
         if person is None:
-            key = "externalId" if clean.get("externalId") else "email"
-            raise Rejected("unknown_user", f"{key}: no end user matches {clean[key]!r}", key)
+            person = _new_user_of_activity(tenant, clean)
+            decision = {"createdEnduser": person["_id"], "companyId": person["companyId"]}
         stamp = now_iso()
         record = {"_id": new_id(), "enduserId": person["_id"],
                   "companyId": person.get("companyId"), "weight": 1, "info": {}, "date": stamp,
                   **clean, "createDate": stamp}
         record.setdefault("externalId", person.get("externalId"))
         tenant.add_activity(record)
-        return Outcome("created", record)
+        return Outcome("created", record, decision=decision)
     return attempt(tenant, write, row, source)
+
+
+def _new_user_of_activity(tenant: Tenant, row: dict) -> dict:
+    """The end user an activity for nobody known creates in the company it names."""
+    key = "externalId" if row.get("externalId") else "email"
+    company, ref = company_for(tenant, row, row.get("email"))
+    if company is None:
+        why = (f"; {ref} {row[ref]!r} names no company" if ref else
+               "; it names no company (companyExternalId, companyId or an email domain) to "
+               "create one in")
+        raise Rejected("unknown_user", f"{key}: no end user matches {row[key]!r}{why}", key)
+    fields = {k: row[k] for k in ("externalId", "email", "source") if row.get(k)}
+    return create_enduser(tenant, {**fields, "companyId": company["_id"]}).record

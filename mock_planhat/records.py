@@ -136,7 +136,8 @@ COMPANY_FIELDS = {
 }
 ACTIVITY_FIELDS = {
     "email": _email, "externalId": _key, "name": _text, "companyExternalId": _key,
-    "action": _text, "weight": _number, "date": _text, "info": _object,
+    "companyId": _key, "action": _text, "weight": _number, "date": _text, "info": _object,
+    "source": _text,
 }
 
 

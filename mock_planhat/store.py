@@ -99,10 +99,11 @@ class Tenant:
     """All state of one Planhat tenant. Both of its tokens route requests to it."""
 
     def __init__(self, tenant_token: str, api_token: str, unassigned: str = "hold",
-                 report_size: int = 10_000) -> None:
+                 report_size: int = 10_000, email_match: str = "attach") -> None:
         self.tenant_token = tenant_token
         self.api_token = api_token
         self.unassigned = unassigned
+        self.email_match = email_match  # "attach" (the seeds' rule) or "strict"
         self.lock = threading.RLock()
         self.report_size = report_size
         self.clear()
@@ -222,9 +223,12 @@ class Tenant:
     def add_activity(self, record: dict) -> None:
         self.activities.append(record)
 
-    def add_report(self, reason: str, message: str, payload=None, source: str | None = None):
+    def add_report(self, reason: str, message: str, payload=None, source: str | None = None,
+                   decision: dict | None = None):
         entry = {"reason": reason, "message": message, "payload": payload,
                  "source": source, "time": now_iso()}
+        if decision is not None:
+            entry["decision"] = decision
         self.report.append(entry)
         self.report_counts[reason] += 1
         return entry
@@ -234,6 +238,7 @@ class Tenant:
         return {
             "tenant": self.tenant_token,
             "unassigned": self.unassigned,
+            "emailMatch": self.email_match,
             "companies": list(self.companies.values()),
             "endusers": list(self.endusers.values()),
             "pending": list(self.pending.values()),

@@ -25,9 +25,11 @@ class Registry:
         self._by_api_token: dict[str, Tenant] = {}
         # Requests that named no known tenant: nowhere else to keep them.
         self.unknown_tenant_report: deque[dict] = deque(maxlen=config.report_size)
-        self.default = self.add(config.tenant_token, config.api_token, config.unassigned)
+        self.default = self.add(config.tenant_token, config.api_token, config.unassigned,
+                                config.email_match)
 
-    def add(self, tenant_token: str, api_token: str, unassigned: str | None = None) -> Tenant:
+    def add(self, tenant_token: str, api_token: str, unassigned: str | None = None,
+            email_match: str | None = None) -> Tenant:
         with self._lock:
             # Every token names one tenant in one role: a tenant token that is someone's API
             # token (or its own) would make a request's tenant depend on which map is asked.
@@ -40,15 +42,16 @@ class Registry:
                     raise TokenConflict(field, f"{token!r} is already the {role} token of "
                                         "a tenant")
             tenant = Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
-                            self.config.report_size)
+                            self.config.report_size,
+                            email_match or self.config.email_match)
             self._by_tenant_token[tenant_token] = tenant
             self._by_api_token[api_token] = tenant
             return tenant
 
     def create(self, unassigned: str | None = None, tenant_token: str | None = None,
-               api_token: str | None = None) -> Tenant:
+               api_token: str | None = None, email_match: str | None = None) -> Tenant:
         return self.add(tenant_token or "tt-" + secrets.token_hex(12),
-                        api_token or "at-" + secrets.token_hex(16), unassigned)
+                        api_token or "at-" + secrets.token_hex(16), unassigned, email_match)
 
     def remove(self, tenant: Tenant) -> None:
         """Forget a tenant (both its tokens); the default tenant stays."""

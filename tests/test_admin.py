@@ -166,7 +166,7 @@ def test_assign_unknown_pending_is_404(client, company):
 def test_journal_keeps_a_body_it_cannot_parse_as_text(client):
     deep = "[" * 20_000 + "]" * 20_000
     assert client.post(f"/analytics/{TENANT}", data=deep,
-                       content_type="application/json").status_code == 400
+                       content_type="application/json").status_code == 200  # a data sink
     client.post(f"/analytics/{TENANT}", data='{"weight": 1e400}', content_type="application/json")
     r = client.get("/__admin/requests")
     assert r.status_code == 200

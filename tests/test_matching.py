@@ -82,11 +82,58 @@ def test_unmatched_keys_fall_through_to_email(api, company):
     assert api.get("/endusers/extid-u-ann").get_json()["_id"] == ann["_id"]
 
 
-def test_email_match_with_another_external_id_is_another_person(api, three):
+def test_email_match_with_another_external_id_attaches_by_default(api, three):
+    """The seeds: "If the userId or traits.email matches an existing Contact … the data will
+    be associated with that contact" — the row's userId becomes its externalId."""
+    before = api.get("/endusers/extid-e1").get_json()
+    r = api.put("/endusers", json=[{"externalId": "e9", "email": "ONE@acme.com",
+                                    "position": "CTO"}])
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["created"] == 0 and body["updated"] == 1
+    assert body["updatesKeys"] == [{
+        "_id": before["_id"], "externalId": "e9", "email": "ONE@acme.com",
+        "matchedBy": "email", "changed": {"externalId": {"from": "e1", "to": "e9"}}}]
+    after = api.get("/endusers/extid-e9").get_json()
+    assert after["_id"] == before["_id"] and after["position"] == "CTO"
+    assert api.get("/endusers/extid-e1").status_code == 404
+    assert len(api.get("/endusers?email=one@acme.com").get_json()) == 1
+    report = api.client.get("/__admin/report").get_json()
+    (entry,) = report["entries"]
+    assert report["counts"] == {"matched_by_email": 1}
+    assert entry["reason"] == "matched_by_email" and entry["source"] == "/endusers"
+    assert entry["decision"] == {"matchedBy": "email", "enduserId": before["_id"],
+                                 "changed": {"externalId": {"from": "e1", "to": "e9"}}}
+    assert "'e1' to 'e9'" in entry["message"]
+
+
+def test_email_match_that_only_adds_an_external_id_says_so_in_the_row(api, company):
+    created = api.post("/endusers", json={"email": "new@acme.com"}).get_json()
+    body = upsert(api, {"externalId": "u7", "email": "new@acme.com"})
+    assert body["updatesKeys"][0]["matchedBy"] == "email"
+    assert body["updatesKeys"][0]["changed"] == {"externalId": {"from": None, "to": "u7"}}
+    assert body["updatesKeys"][0]["_id"] == created["_id"]
+    assert api.client.get("/__admin/report").get_json()["entries"] == []  # nothing replaced
+
+
+def test_email_match_strict_makes_another_person(make_api):
+    api = make_api(email_match="strict")
+    api.post("/companies", json={"name": "Acme", "externalId": "acme", "domains": ["acme.com"]})
+    upsert(api, {"externalId": "e1", "email": "one@acme.com"})
     body = upsert(api, {"externalId": "e9", "email": "one@acme.com"})
     assert body["created"] == 1
     assert api.get("/endusers/extid-e1").get_json()["email"] == "one@acme.com"
     assert len(api.get("/endusers?email=one@acme.com").get_json()) == 2
+    assert api.state()["emailMatch"] == "strict"
+
+
+def test_email_attach_never_gives_a_second_record_an_external_id(api, company):
+    """A key held by anyone matches before the email does, so an attach cannot duplicate it."""
+    upsert(api, {"externalId": "u1", "email": "a@acme.com"},
+           {"externalId": "u2", "email": "b@acme.com"})
+    body = upsert(api, {"externalId": "u2", "email": "a@acme.com"})
+    assert body["updated"] == 1 and "matchedBy" not in body["updatesKeys"][0]
+    assert sorted(p["externalId"] for p in people(api)) == ["u1", "u2"]
 
 
 def test_unknown_id_in_row_is_not_created(api, company):
@@ -95,9 +142,12 @@ def test_unknown_id_in_row_is_not_created(api, company):
     assert people(api) == []
 
 
-def test_email_shared_by_two_matches_neither(api, company):
-    upsert(api, {"externalId": "u1", "email": "team@acme.com"},
-           {"externalId": "u2", "email": "TEAM@acme.com"})
+@pytest.mark.parametrize("policy", ["attach", "strict"])
+def test_email_shared_by_two_matches_neither(make_api, policy):
+    api = make_api(email_match=policy)
+    api.post("/companies", json={"name": "Acme", "externalId": "acme", "domains": ["acme.com"]})
+    for ext, email in (("u1", "team@acme.com"), ("u2", "TEAM@acme.com")):
+        assert api.post("/endusers", json={"externalId": ext, "email": email}).status_code == 200
     r = api.put("/endusers", json=[{"email": "team@acme.com", "position": "X"}])
     assert r.status_code == 206
     error = r.get_json()["createdErrors"][0]

@@ -292,7 +292,8 @@ def test_skips_are_reported_with_their_reason_and_the_call(client):
     ok(batch(client, calls))
     entries = {e["reason"]: e for e in report(client) if e["source"] == "/v1/batch"}
     assert sorted(entries) == ["alias_conflict", "filtered", "invalid_call", "no_identifier",
-                               "no_user_anon_id", "unsupported_call"]
+                               "no_user_anon_id", "unknown_user", "unsupported_call"]
+    assert entries["unknown_user"]["payload"] == GROUP  # the group came before the identify
     assert entries["unsupported_call"]["payload"] == calls[3]
     assert entries["filtered"]["payload"]["event"] == "Hidden"
     assert entries["no_identifier"]["payload"]["anonymousId"] == "anon-1"
@@ -367,7 +368,8 @@ def test_dock_needs_the_tenant_token_as_basic_user(client, headers):
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_dock_applies_one_call(client, compress):
-    response = post(client, "/dock/segment", GROUP, headers=basic(TENANT), compress=compress)
+    group = {**GROUP, "userId": None, "anonymousId": "anon-1"}
+    response = post(client, "/dock/segment", group, headers=basic(TENANT), compress=compress)
     assert response.status_code == 200
     assert response.get_json() == {"success": True, "outcome": "sent", "reason": None}
     assert [c["externalId"] for c in state(client)["companies"]] == ["g1"]

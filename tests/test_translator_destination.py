@@ -405,11 +405,16 @@ def test_alias_conflict_and_unknown_user(dest, app):
     assert result.sent == 1 and result.failed == [] and result.requests == 3
 
 
-def test_attach_404_is_not_an_error(dest, app):
+def test_attach_404_is_an_unknown_user_skip(dest, app):
+    """A group for a user who does not exist yet: not an error, not silently sent either."""
     app.script("PUT", "/endusers/extid-u9", (404, {"message": "no such end user"}))
-    result = dest.send({"type": "group", "userId": "u9", "groupId": "g"})
+    call = {"type": "group", "userId": "u9", "groupId": "g"}
+    result = dest.send(call)
     assert app.routes() == [("PUT", "/companies"), ("PUT", "/endusers/extid-u9")]
-    assert result.sent == 1 and result.failed == [] and result.skipped == {}
+    assert result.sent == 0 and result.failed == [] and result.skipped == {"unknown_user": 1}
+    ((skipped_call, skip),) = result.skips
+    assert skipped_call == call
+    assert "/endusers/extid-u9" in skip.detail and "extid-g" in skip.detail
 
 
 def test_attach_not_sent_when_company_upsert_failed(dest, app):

@@ -134,7 +134,7 @@ def test_identify_traits_id_and_email_only():
     [
         ({"companyId": "a", "company_id": "b"}, {"groupId": "d"}, "extid-a"),
         ({"company_id": "b", "company": {"id": "c"}}, {"groupId": "d"}, "extid-b"),
-        ({"company": {"id": "c", "name": "C Inc"}}, {"groupId": "d"}, "extid-c"),
+        ({"company": {"id": "c"}}, {"groupId": "d"}, "extid-c"),
         ({}, {"groupId": "d"}, "extid-d"),
     ],
 )
@@ -144,6 +144,23 @@ def test_identify_company_reference_precedence(traits, context, expected):
     assert row["companyId"] == expected
     assert "company" not in row.get("custom", {})
     assert "company_id" not in row.get("custom", {})
+
+
+def test_identify_company_object_keeps_name_and_plan_in_custom():
+    req = one({"type": "identify", "userId": "u", "traits": {
+        "company": {"id": "c", "name": "C Inc", "plan": "pro", "employee_count": 12,
+                    "industry": None}}})
+    row = req.body[0]
+    assert row["companyId"] == "extid-c"
+    assert row["custom"] == {"company": "C Inc", "companyPlan": "pro",
+                             "companyEmployeeCount": 12}
+
+
+def test_identify_trait_named_like_a_company_field_wins():
+    req = one({"type": "identify", "userId": "u", "traits": {
+        "company": {"name": "C Inc", "plan": "pro"}, "companyPlan": "enterprise"}})
+    assert req.body[0]["custom"] == {"company": "C Inc", "companyPlan": "enterprise"}
+    assert "companyId" not in req.body[0]
 
 
 def test_identify_company_as_plain_string_stays_custom():
@@ -294,12 +311,25 @@ def test_track_activity():
         "date": "2024-05-01T10:00:00.000000+00:00",
         "info": {"revenue": 10.5, "currency": "EUR"},
         "weight": 1,
+        "source": "Segment",
     }
 
 
 def test_track_minimal_omits_absent_keys_and_uses_top_level_traits_email():
     req = one({"type": "track", "event": "E", "traits": {"email": "t@x.io"}})
-    assert req.body == {"action": "E", "email": "t@x.io", "weight": 1}
+    assert req.body == {"action": "E", "email": "t@x.io", "weight": 1, "source": "Segment"}
+
+
+def test_track_company_reference_in_identify_order():
+    """context.traits' company id, else context.groupId: the order identify uses."""
+    req = one({"type": "track", "event": "E", "userId": "u",
+               "context": {"traits": {"company": {"id": 7}}}})
+    assert req.body["companyExternalId"] == "7"
+    req = one({"type": "track", "event": "E", "userId": "u",
+               "context": {"groupId": "g", "traits": {"companyId": "c"}}})
+    assert req.body["companyExternalId"] == "c"
+    req = one({"type": "track", "event": "E", "userId": "u", "context": {"groupId": 5}})
+    assert req.body["companyExternalId"] == "5"
 
 
 def test_page_name_and_category():

@@ -30,7 +30,8 @@ Each call ends in exactly one of: ``sent`` (all its requests succeeded), ``skipp
 or failed.  Skips come from :func:`translate`, from bulk-upsert row errors (status 206 or any
 2xx whose ``createdErrors``/``updatedErrors`` name the row by ``index``; reason = the error's
 ``reason``, e.g. ``no_company``), from an alias answered 409 (``alias_conflict``) or 404
-(``unknown_user``).  An ``attach`` answered 404 (no such end user yet) counts as success.
+(``unknown_user``), and from a group's ``attach`` answered 404 (``unknown_user``: no such end
+user yet — the company was written, the user was not attached to it).
 A failed request adds one entry to ``SendResult.failed``; once one of a call's requests has
 failed, its later ``attach``/``alias`` requests are not sent.
 """
@@ -318,7 +319,12 @@ class Destination:
         if status is not None and 200 <= status < 300:
             return
         if request.kind == "attach" and status == 404:
-            return  # no such end user yet: nothing to attach, not an error
+            company = request.body.get("companyId") if isinstance(request.body, dict) else None
+            run.mark_skip(index, Skip(UNKNOWN_USER, (
+                f"group: {request.method} {request.path} answered 404: no such end user yet, "
+                f"so it was not attached to the company ({company}); the company was written. "
+                "Identify the user before the group call.")))
+            return
         if request.kind == "alias" and status == 409:
             run.mark_skip(index, Skip(ALIAS_CONFLICT, response.text))
             return

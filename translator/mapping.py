@@ -6,20 +6,26 @@ requests.  It never raises for a bad call; it returns a :class:`Skip` instead.
 Mapping (``{api}`` = ``settings.api_url``, ``{analytics}`` = ``settings.analytics_url``):
 
 * identify → ``PUT {api}/endusers`` with a one-row bulk-upsert array.  Row keys:
-  ``externalId`` (``userId``, else ``traits.id``), ``email``, ``name`` (``traits.name``, else
+  ``externalId`` (``userId``, else a top-level ``user_id``, else ``traits.user_id``, else
+  ``traits.id``; numbers are stringified), ``email``, ``name`` (``traits.name``, else
   first + last name), ``firstName``/``lastName`` (camelCase or snake_case traits),
   ``position`` (``traits.title``), ``phone``, ``companyId`` = ``"extid-<id>"`` from
   ``traits.companyId``, ``traits.company_id``, ``traits.company.id`` or ``context.groupId``
   (first present), ``source: "Segment"`` and ``custom`` = every other trait.  The traits
-  consumed above are left out of ``custom``; so is a ``company`` *object* (only its ``id`` is
-  used: Planhat derives the company name itself).  A ``company`` that is not an object (e.g.
-  a plain name) stays in ``custom``.  Keys whose value is ``None`` are left out everywhere.
+  consumed above are left out of ``custom`` (of ``user_id``/``id`` only the one that became
+  the externalId).  ``traits.company`` as a string is ``custom.company``; as an object its
+  ``name`` is ``custom.company`` and every other field but ``id`` is ``custom.company<Field>``
+  (``plan`` → ``companyPlan``, ``employee_count`` → ``companyEmployeeCount``); a trait sent
+  under that name itself wins.  Keys whose value is ``None`` are left out everywhere.
   Engage identifies put ``custom[computation_key]`` (boolean for audiences/journey steps).
 * track → ``POST {analytics}/analytics/{tenant_token}`` activity ``{action, externalId, email,
-  companyExternalId, date, info, weight: 1}``; ``Audience Entered``/``Exited`` tracks become an
-  end-user upsert row ``{externalId, email, custom: {<audience_key>: bool}, source}``.
+  companyExternalId, date, info, weight: 1, source: "Segment"}`` (``companyExternalId`` from
+  ``context.traits``' company id as identify reads it, else ``context.groupId``); ``Audience Entered``/``Exited``
+  tracks become an end-user upsert row ``{externalId, email, custom: {<audience_key>: bool},
+  source}``.
 * page → activity with ``action`` ``"Viewed <name> Page"`` (``"Viewed Page"`` without a name).
-* group → ``PUT {api}/companies`` (one row) and, with a ``userId``, ``PUT
+* group → ``PUT {api}/companies`` (one row; ``website``, ``domain`` and ``domains`` traits
+  become ``domains``, host only) and, with a ``userId``, ``PUT
   {api}/endusers/extid-<userId>`` ``{"companyId": "extid-<groupId>"}`` (kind ``attach``).
 * alias → ``PUT {api}/endusers/extid-<previousId>`` ``{"externalId": userId}``.
 * screen → Skip ``unsupported_call``.
@@ -30,10 +36,11 @@ Skip reasons: ``invalid_call``, ``filtered``, ``unsupported_call``, ``no_identif
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from . import engage
 from .segment import InvalidCall, validate_call
@@ -48,9 +55,9 @@ UNSUPPORTED_CALL = "unsupported_call"
 NO_IDENTIFIER = "no_identifier"
 
 # Traits consumed by the standard end-user fields (never copied into ``custom``).
+# ``id`` and ``user_id`` are left out only when they became the externalId.
 _USER_TRAITS = frozenset(
     {
-        "id",
         "email",
         "name",
         "firstName",
@@ -64,6 +71,9 @@ _USER_TRAITS = frozenset(
     }
 )
 _COMPANY_TRAITS = frozenset({"id", "name"})
+_WEB_TRAITS = ("website", "domain", "domains")  # group traits that become company domains
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+\Z")
+_WORD_BREAK = re.compile(r"[_\s-]+")
 
 
 @dataclass(frozen=True)
@@ -199,40 +209,106 @@ def bulk_activity_request(settings: Settings, activities: list[dict[str, Any]]) 
 # ---------------------------------------------------------------------------- per call type
 
 
-def _user_external_id(call: dict[str, Any]) -> str | None:
-    traits = call.get("traits") or {}
-    return _str_id(_first(call.get("userId"), traits.get("id") if traits else None))
+def _user_id(call: dict[str, Any], traits: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(externalId, the trait it came from): ``userId``, a top-level ``user_id``,
+    ``traits.user_id``, ``traits.id`` — the first present one, stringified."""
+    for value, trait in (
+        (call.get("userId"), None),
+        (call.get("user_id"), None),
+        (traits.get("user_id"), "user_id"),
+        (traits.get("id"), "id"),
+    ):
+        text = _str_id(value) if _present(value) else None
+        if text is not None:
+            return text, trait
+    return None, None
+
+
+def _company_ref_of(traits: dict[str, Any], group_id: Any = None) -> str | None:
+    company = traits.get("company")
+    company_id = company.get("id") if isinstance(company, dict) else None
+    return _str_id(
+        _first(traits.get("companyId"), traits.get("company_id"), company_id, group_id)
+    )
 
 
 def _company_ref(call: dict[str, Any]) -> str | None:
     traits = call.get("traits") or {}
-    company = traits.get("company")
-    company_id = company.get("id") if isinstance(company, dict) else None
     context = call.get("context") or {}
-    return _str_id(
-        _first(
-            traits.get("companyId"), traits.get("company_id"), company_id, context.get("groupId")
-        )
-    )
+    return _company_ref_of(traits, context.get("groupId"))
+
+
+def _company_custom(company: Any) -> dict[str, Any]:
+    """``traits.company`` kept in ``custom``: a string as ``company``; an object's ``name``
+    as ``company`` and its other fields (``id`` aside) as ``company<Field>``."""
+    if not isinstance(company, dict):
+        return {"company": company}
+    out: dict[str, Any] = {}
+    for key, value in company.items():
+        if key == "id" or value is None:
+            continue
+        if key == "name":
+            out["company"] = value
+        else:
+            words = [w for w in _WORD_BREAK.split(str(key)) if w]
+            out["company" + "".join(w[:1].upper() + w[1:] for w in words)] = value
+    return out
+
+
+def _host(value: Any) -> str | None:
+    """The host of a web address, without ``www.``: ``https://www.globex.com/`` → ``globex.com``."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower()
+    try:
+        host = urlsplit(text if "://" in text else "//" + text).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.removeprefix("www.")
+    return host if _HOST.match(host) else None
+
+
+def _domains(traits: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """(company domains from the web-address traits, the traits wholly turned into them).
+
+    A trait with a value that is no web address stays in ``custom``: nothing is dropped."""
+    domains: list[str] = []
+    used: set[str] = set()
+    for key in _WEB_TRAITS:
+        value = traits.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        hosts = [_host(v) for v in values]
+        domains += [h for h in hosts if h is not None and h not in domains]
+        if values and all(h is not None for h in hosts):
+            used.add(key)
+    return domains, used
 
 
 def _identify(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
     traits: dict[str, Any] = call.get("traits") or {}
-    external_id = _user_external_id(call)
+    external_id, id_trait = _user_id(call, traits)
     email = traits.get("email") if _present(traits.get("email")) else None
     if external_id is None and email is None:
-        return Skip(NO_IDENTIFIER, "identify has no userId, traits.id nor traits.email")
+        return Skip(
+            NO_IDENTIFIER, "identify has no userId, user_id, traits.user_id, traits.id nor "
+            "traits.email"
+        )
     first = _first(traits.get("firstName"), traits.get("first_name"))
     last = _first(traits.get("lastName"), traits.get("last_name"))
     name = traits.get("name") if _present(traits.get("name")) else None
     if name is None and (first is not None or last is not None):
         name = " ".join(str(p) for p in (first, last) if p is not None)
     company = _company_ref(call)
-    custom = {
-        k: v
+    custom = _company_custom(traits["company"]) if traits.get("company") is not None else {}
+    custom.update(
+        (k, v)
         for k, v in traits.items()
-        if k not in _USER_TRAITS and v is not None and not (k == "company" and isinstance(v, dict))
-    }
+        if k not in _USER_TRAITS and k != id_trait and k != "company" and v is not None
+    )
     value = engage.identify_value(call)
     if value is not None:
         custom[value.key] = value.value
@@ -264,7 +340,7 @@ def _activity(
 ) -> list[PlanhatRequest] | Skip:
     context = call.get("context") or {}
     context_traits = context.get("traits") or {}
-    external_id = _str_id(_first(call.get("userId"), context_traits.get("id")))
+    external_id, _ = _user_id(call, context_traits)
     email = _track_email(call)
     if external_id is None and email is None:
         return Skip(NO_IDENTIFIER, f"{call['type']} has no userId nor email")
@@ -273,10 +349,11 @@ def _activity(
             "action": action,
             "externalId": external_id,
             "email": email,
-            "companyExternalId": _str_id(context.get("groupId")),
+            "companyExternalId": _company_ref_of(context_traits, context.get("groupId")),
             "date": _first(call.get("timestamp"), call.get("originalTimestamp")),
             "info": info or None,
             "weight": 1,
+            "source": SOURCE,
         }
     )
     return [activity_request(settings, activity, call["type"])]
@@ -286,7 +363,7 @@ def _track(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | S
     membership = engage.audience_track_value(call)
     if membership is None:
         return _activity(call, settings, call["event"], call.get("properties") or {})
-    external_id = _str_id(call.get("userId"))
+    external_id, _ = _user_id(call, (call.get("context") or {}).get("traits") or {})
     email = _track_email(call)
     if external_id is None and email is None:
         return Skip(NO_IDENTIFIER, f"{call['event']} track has no userId nor email")
@@ -316,17 +393,23 @@ def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | S
     if group_id is None:  # pragma: no cover - the schema requires it
         return Skip(NO_IDENTIFIER, "group has no groupId")
     traits: dict[str, Any] = call.get("traits") or {}
-    custom = {k: v for k, v in traits.items() if k not in _COMPANY_TRAITS and v is not None}
+    domains, used = _domains(traits) if any(k in traits for k in _WEB_TRAITS) else ([], set())
+    custom = {
+        k: v
+        for k, v in traits.items()
+        if k not in _COMPANY_TRAITS and k not in used and v is not None
+    }
     row = _clean(
         {
             "externalId": group_id,
             "name": _first(traits.get("name")) or group_id,
+            "domains": domains or None,
             "custom": custom or None,
             "source": SOURCE,
         }
     )
     requests = [company_request(settings, [row], "group")]
-    user_id = _str_id(call.get("userId"))
+    user_id = _str_id(_first(call.get("userId"), call.get("user_id")))
     if user_id is not None:
         path = f"/endusers/extid-{quote_id(user_id)}"
         body = {"companyId": f"extid-{group_id}"}

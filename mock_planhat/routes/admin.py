@@ -10,7 +10,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config import UNASSIGNED_POLICIES, check_token
+from ..config import EMAIL_MATCH_POLICIES, UNASSIGNED_POLICIES, check_token
 from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
@@ -63,15 +63,17 @@ def reset():
 @bp.post("/tenants")
 def create_tenant():
     body = read_json(dict) if request.get_data() else {}
-    unknown = set(body) - {"unassigned", "tenantToken", "apiToken"}
+    options = {"unassigned": UNASSIGNED_POLICIES, "emailMatch": EMAIL_MATCH_POLICIES}
+    unknown = set(body) - {*options, "tenantToken", "apiToken"}
     if unknown:
         field = sorted(unknown)[0]
         raise ApiError(400, "invalid_field", f"{field}: not a tenant option (unassigned, "
-                       "tenantToken, apiToken)", field)
-    unassigned = body.get("unassigned")
-    if unassigned is not None and unassigned not in UNASSIGNED_POLICIES:
-        raise ApiError(400, "invalid_field", f"unassigned: must be one of "
-                       f"{', '.join(UNASSIGNED_POLICIES)}", "unassigned")
+                       "emailMatch, tenantToken, apiToken)", field)
+    for key, allowed in options.items():
+        value = body.get(key)
+        if value is not None and value not in allowed:
+            raise ApiError(400, "invalid_field", f"{key}: must be one of {', '.join(allowed)}",
+                           key)
     for key in ("tenantToken", "apiToken"):
         if body.get(key) is not None:
             try:
@@ -79,20 +81,23 @@ def create_tenant():
             except ValueError as exc:
                 raise ApiError(400, "invalid_field", str(exc), key) from None
     try:
-        tenant = _fake().registry.create(unassigned, body.get("tenantToken"),
-                                         body.get("apiToken"))
+        tenant = _fake().registry.create(body.get("unassigned"), body.get("tenantToken"),
+                                         body.get("apiToken"), body.get("emailMatch"))
     except TokenConflict as exc:
         raise ApiError(409, "token_conflict", str(exc), exc.field) from None
-    response = jsonify({"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
-                        "unassigned": tenant.unassigned})
+    response = jsonify(_tenant_info(tenant))
     response.status_code = 201
     return response
 
 
 @bp.get("/tenants")
 def list_tenants():
-    return jsonify([{"tenantToken": t.tenant_token, "apiToken": t.api_token,
-                     "unassigned": t.unassigned} for t in _fake().registry.all()])
+    return jsonify([_tenant_info(t) for t in _fake().registry.all()])
+
+
+def _tenant_info(tenant) -> dict:
+    return {"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
+            "unassigned": tenant.unassigned, "emailMatch": tenant.email_match}
 
 
 @bp.delete("/tenants/<token>")
