@@ -7,10 +7,13 @@ every step the fake's end users, pending contacts and report counts must equal t
 
 The model (``Model`` below) is the rule as mock_planhat/matching.py states it: match by
 externalId, then email (trimmed, case-insensitive; an email held by two or more records,
-pending included, matches neither → ambiguous_email; a single email match whose externalId
-differs from the row's is another person → a new record); externalIds unique; a new end user
+pending included, matches neither → ambiguous_email). A single email match whose externalId
+differs from the row's: under ``emailMatch: attach`` (the default, the seeds' rule) the row
+updates that record and its externalId becomes the row's, reported as ``matched_by_email``;
+under ``strict`` it is another person → a new record. externalIds unique; a new end user
 needs a company (companyId / companyExternalId, else the one company whose domains hold the
-email's domain), else it is held (policy "hold") or discarded (policy "discard").
+email's domain), else it is held (policy "hold") or discarded (policy "discard"). Three
+machines: hold + attach, discard + attach, hold + strict.
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ class Rejected(Exception):
 class Model:
     """People by server id: {ext, email, company (key or None), pending}."""
 
-    def __init__(self, policy: str):
+    def __init__(self, policy: str, email_match: str = "attach"):
         self.policy = policy
+        self.email_match = email_match
         self.people: dict[str, dict] = {}
         self.companies: dict[str, list[str]] = {}
         self.report: Counter[str] = Counter()
@@ -91,15 +95,21 @@ class Model:
         """('created'|'held'|'updated'|'rejected:<reason>', id of the matched record)."""
         try:
             pid = self.by_ext(row.get("externalId"))
+            by_email = False
             if pid is None and row.get("email"):
                 found = self.by_email(row["email"])
                 if len(found) > 1:
                     raise Rejected("ambiguous_email")
-                if found and self._same(self.people[found[0]], row):
-                    pid = found[0]
+                if found and (self.email_match == "attach"
+                              or self._same(self.people[found[0]], row)):
+                    pid, by_email = found[0], True
             if pid is None:
                 return self.create(row), None
-            return self.update(pid, row), pid
+            old_ext = self.people[pid]["ext"]
+            outcome = self.update(pid, row)
+            if by_email and old_ext and self.people[pid]["ext"] != old_ext:
+                self.report["matched_by_email"] += 1  # the attach replaced an externalId
+            return outcome, pid
         except Rejected as exc:
             self.report[exc.reason] += 1
             return f"rejected:{exc.reason}", None
@@ -147,11 +157,13 @@ class Model:
 
 class MatchingMachine(RuleBasedStateMachine):
     policy = "hold"
+    email_match = "attach"
 
     @initialize()
     def start(self):
-        self.client = create_app(Config(unassigned=self.policy)).test_client()
-        self.model = Model(self.policy)
+        self.client = create_app(Config(unassigned=self.policy,
+                                        email_match=self.email_match)).test_client()
+        self.model = Model(self.policy, self.email_match)
 
     # ----- rules --------------------------------------------------------------------------
     @rule(key=st.sampled_from([k for k, d in COMPANIES.items() if d]))
@@ -267,6 +279,10 @@ class DiscardingMachine(MatchingMachine):
     policy = "discard"
 
 
+class StrictMachine(MatchingMachine):
+    email_match = "strict"
+
+
 SETTINGS = settings(max_examples=int(os.environ.get("MOCK_PLANHAT_MODEL_EXAMPLES", "40")),
                     stateful_step_count=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow], database=None)
@@ -274,6 +290,8 @@ TestMatchingHold = MatchingMachine.TestCase
 TestMatchingHold.settings = SETTINGS
 TestMatchingDiscard = DiscardingMachine.TestCase
 TestMatchingDiscard.settings = SETTINGS
+TestMatchingStrict = StrictMachine.TestCase
+TestMatchingStrict.settings = SETTINGS
 
 
 def test_pending_contact_sent_again_unchanged_keeps_its_reason():
