@@ -44,9 +44,26 @@ def test_tenant_with_basic_auth_and_own_policy(client):
     assert state["pending"] == [] and state["unassigned"] == "discard"
 
 
+def test_tenant_with_its_own_email_match_policy(client):
+    fresh = client.post("/__admin/tenants", json={"emailMatch": "strict"}).get_json()
+    assert fresh["emailMatch"] == "strict"
+    auth = {"Authorization": f"Bearer {fresh['apiToken']}"}
+    client.post("/companies", headers=auth, json={"name": "A", "externalId": "a"})
+    rows = [{"externalId": "u1", "email": "x@a.com", "companyExternalId": "a"},
+            {"externalId": "u2", "email": "x@a.com", "companyExternalId": "a"}]
+    assert client.put("/endusers", headers=auth, json=rows).get_json()["created"] == 2
+    listed = {t["tenantToken"]: t for t in client.get("/__admin/tenants").get_json()}
+    assert listed[fresh["tenantToken"]]["emailMatch"] == "strict"
+    assert listed[TENANT]["emailMatch"] == "attach"  # the default
+
+
 def test_tenant_options_are_checked(client):
     r = client.post("/__admin/tenants", json={"unassigned": "keep"})
     assert r.status_code == 400 and r.get_json()["field"] == "unassigned"
+    for bad in ("loose", 1, ["attach"]):
+        r = client.post("/__admin/tenants", json={"emailMatch": bad})
+        assert r.status_code == 400 and r.get_json()["field"] == "emailMatch", bad
+        assert "attach, strict" in r.get_json()["message"]
     r = client.post("/__admin/tenants", json={"tenantToken": TENANT})
     assert r.status_code == 409
     assert client.get("/__admin/state?tenant=nope").status_code == 404

@@ -49,6 +49,7 @@ def test_serves_on_a_free_port_and_stops_cleanly(sig):
 
 def test_tokens_and_policy_from_flags_and_environment():
     proc, url = start("serve", "--port", "0", "--api-token", "flag-token", "--quiet",
+                      "--email-match", "strict",
                       env={"MOCK_PLANHAT_TENANT_TOKEN": "env-tenant",
                            "MOCK_PLANHAT_UNASSIGNED": "discard"})
     try:
@@ -56,6 +57,7 @@ def test_tokens_and_policy_from_flags_and_environment():
                             timeout=5).status_code == 200
         state = requests.get(url + "/__admin/state", timeout=5).json()
         assert state["tenant"] == "env-tenant" and state["unassigned"] == "discard"
+        assert state["emailMatch"] == "strict"
     finally:
         code, _, err = stop(proc)
     assert code == 0 and err == ""  # --quiet: no access log
@@ -81,16 +83,27 @@ def test_help_lists_commands_and_options(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--host", "--port", "--tenant-token", "--api-token", "--unassigned", "--quiet"):
+    for flag in ("--host", "--port", "--tenant-token", "--api-token", "--unassigned",
+                 "--email-match", "--quiet"):
         assert flag in out
 
 
 @pytest.mark.parametrize("args,text", [(["--port", "99999"], "not a port number"),
-                                       (["--unassigned", "keep"], "invalid choice")])
+                                       (["--unassigned", "keep"], "invalid choice"),
+                                       (["--email-match", "loose"], "invalid choice")])
 def test_bad_flags_exit_2_with_a_message(capsys, args, text):
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2 and text in capsys.readouterr().err
+
+
+def test_a_bad_email_match_in_the_environment_is_a_clear_error():
+    done = subprocess.run([sys.executable, "-m", "mock_planhat", "--port", "0"],
+                          capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "MOCK_PLANHAT_EMAIL_MATCH": "loose"})
+    assert done.returncode == 2
+    assert "email_match" in done.stderr and "attach, strict" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_port_in_use_is_a_clear_error():

@@ -113,10 +113,10 @@ def test_the_folders_are_configurable(project):
 
 def test_a_broken_file_is_a_failed_test_listing_its_problems(project):
     (project.path / "scenarios" / "broken.yaml").write_text(
-        "name: broken\nsteps:\n  - identify: {userId: 5}\n  - fault: {status: 418}\n")
+        "name: broken\nsteps:\n  - identify: {userId: [5]}\n  - fault: {status: 418}\n")
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["scenarios/broken.yaml:3:24: steps?0?.identify.userId: 5 is not*",
+    result.stdout.fnmatch_lines(["scenarios/broken.yaml:3:24: steps?0?.identify.userId: ?5? is not*",
                                  "scenarios/broken.yaml:4:21: steps?1?.fault.status*"])
     assert "Traceback" not in result.stdout.str()
 

@@ -57,7 +57,7 @@ name: broken
 seed: one
 steps:
   - identify:
-      userId: 5
+      userId: [5]
       traits: {email: a@b.c}
   - track: {userId: u1}
   - identfy: {userId: u1}
@@ -70,7 +70,7 @@ expect:
     found = problems(path)
     assert f"{path}:2:7: seed: \"one\" is not of type 'integer'" in found or \
         f"{path}:2:7: seed: 'one' is not of type 'integer'" in found
-    assert f"{path}:5:15: steps[0].identify.userId: 5 is not of type 'string', 'null'" in found
+    assert f"{path}:5:15: steps[0].identify.userId: [5] is not of type 'string', 'number', 'null'" in found
     assert any(p.startswith(f"{path}:7:") and "steps[1].track" in p and "'event'" in p
                for p in found)
     assert any(p.startswith(f"{path}:8:5: steps[2].identfy: unknown key 'identfy'")
@@ -91,10 +91,10 @@ def test_yaml_syntax_error_has_a_location_and_no_traceback(tmp_path, capsys):
 
 
 def test_json_files_are_checked_with_locations(tmp_path):
-    bad = write(tmp_path, '{"name": "x",\n "steps": [\n  {"page": {"userId": 7}}\n ]}\n',
+    bad = write(tmp_path, '{"name": "x",\n "steps": [\n  {"page": {"userId": [7]}}\n ]}\n',
                 "s.json")
     found = problems(bad)
-    assert found == [f"{bad}:3:23: steps[0].page.userId: 7 is not of type 'string', 'null'"]
+    assert found == [f"{bad}:3:23: steps[0].page.userId: [7] is not of type 'string', 'number', 'null'"]
     broken = write(tmp_path, '{"name": "x",\n "steps": [}\n', "t.json")
     assert problems(broken)[0].startswith(f"{broken}:2:") and "invalid JSON" in \
         problems(broken)[0]

@@ -79,10 +79,10 @@ steps:
 
 def test_bad_files_fail_with_all_their_problems_and_others_still_run(tmp_path, capsys):
     write(tmp_path, PASSING, "a.yaml")
-    bad = write(tmp_path, "name: bad\nsteps:\n  - track: {userId: 1}\n  - fault: {}\n", "b.yaml")
+    bad = write(tmp_path, "name: bad\nsteps:\n  - track: {userId: [1]}\n  - fault: {}\n", "b.yaml")
     assert main(["run", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert f"{bad}:3:21: steps[0].track.userId: 1 is not of type 'string', 'null'" in out
+    assert f"{bad}:3:21: steps[0].track.userId: [1] is not of type 'string', 'number', 'null'" in out
     assert f"{bad}:4:" in out and "'status' is a required property" in out
     assert "Traceback" not in out
     assert out.rstrip().endswith("1 passed, 1 failed")

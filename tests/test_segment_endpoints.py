@@ -450,3 +450,32 @@ def test_the_inner_planhat_requests_appear_in_the_journal(client):
     ]
     assert entries[2]["body"][0]["externalId"] == "u1"
     assert entries[3]["body"][0]["action"] == "Clicked"
+
+
+# ----- issue 8: identifiers, email attach, group before identify ------------------------------
+def test_numeric_ids_over_v1_are_stringified_like_the_translator_does(client):
+    ok(batch(client, [
+        {"type": "group", "anonymousId": "a", "groupId": 9, "traits": {"name": "Nine"}},
+        {"type": "identify", "userId": 42, "traits": {"email": "n@nine.io", "companyId": 9}},
+        {"type": "track", "userId": "42", "event": "Logged In"},
+        {"type": "track", "userId": 42.0, "event": "Logged Out"},
+    ]))
+    data = state(client)
+    (user,) = data["endusers"]
+    assert user["externalId"] == "42" and user["companyName"] == "Nine"
+    assert [a["action"] for a in data["activities"]] == ["Logged In", "Logged Out"]
+    assert {a["enduserId"] for a in data["activities"]} == {user["_id"]}
+    assert data["report"] == []
+
+
+def test_identify_over_v1_attaches_by_email_and_says_so(client):
+    ok(post(client, "/v1/identify", {"writeKey": TENANT, "userId": "crm-1",
+                                     "traits": {"email": "ann@acme.com", "companyId": "g1"}}))
+    ok(batch(client, [GROUP]))
+    ok(post(client, "/v1/identify", {"writeKey": TENANT, "userId": "u-ann",
+                                     "traits": {"email": "ANN@acme.com"}}))
+    data = state(client)
+    assert [u["externalId"] for u in data["endusers"] + data["pending"]] == ["u-ann"]
+    (entry,) = report(client, "matched_by_email")
+    assert entry["decision"]["changed"] == {"externalId": {"from": "crm-1", "to": "u-ann"}}
+    assert entry["source"] == "/endusers"  # the inner Planhat request reported it

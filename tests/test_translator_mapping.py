@@ -561,3 +561,70 @@ def test_translator_imports_no_web_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "clean"
+
+
+# ----------------------------------------------------------------------------- identifiers
+
+
+@pytest.mark.parametrize(
+    ("call", "external_id", "custom"),
+    [
+        ({"userId": "u", "user_id": "top", "traits": {"user_id": "t", "id": "i"}}, "u",
+         {"user_id": "t", "id": "i"}),
+        ({"anonymousId": "a", "user_id": "top", "traits": {"user_id": "t", "id": "i"}}, "top",
+         {"user_id": "t", "id": "i"}),
+        ({"anonymousId": "a", "traits": {"user_id": "t", "id": "i"}}, "t", {"id": "i"}),
+        ({"anonymousId": "a", "traits": {"id": "i"}}, "i", None),
+        ({"anonymousId": "a", "traits": {"user_id": 42}}, "42", None),
+        ({"anonymousId": "a", "traits": {"user_id": 42.0}}, "42", None),
+        ({"userId": 7, "traits": {}}, "7", None),
+    ],
+    ids=["userId", "top-level-user_id", "traits.user_id", "traits.id", "int", "float", "num"],
+)
+def test_identify_external_id_order_and_the_chosen_key_leaves_custom(call, external_id, custom):
+    """The seeds map user_id to externalId; Planhat takes userId/user_id, then traits.id."""
+    row = one({"type": "identify", **call}).body[0]
+    assert row["externalId"] == external_id
+    assert row.get("custom") == custom
+
+
+def test_track_takes_user_id_like_identify():
+    req = one({"type": "track", "event": "E", "anonymousId": "a", "user_id": 5})
+    assert req.body["externalId"] == "5"
+    req = one({"type": "track", "event": "E", "anonymousId": "a",
+               "context": {"traits": {"user_id": "t"}}})
+    assert req.body["externalId"] == "t"
+
+
+def test_numeric_ids_are_the_same_user_everywhere():
+    ids = {one({"type": "identify", "userId": v}).body[0]["externalId"] for v in (12, 12.0, "12")}
+    ids |= {one({"type": "track", "event": "E", "userId": v}).body["externalId"]
+            for v in (12, 12.0)}
+    ids |= {translate({"type": "group", "userId": 12, "groupId": 3}, S)[1].path[-2:]}
+    assert ids == {"12"}
+
+
+# ----------------------------------------------------------------------------- group domains
+
+
+@pytest.mark.parametrize(
+    ("traits", "domains", "custom"),
+    [
+        ({"website": "https://www.globex.com/"}, ["globex.com"], None),
+        ({"website": "HTTP://Globex.COM:8080/about?x=1"}, ["globex.com"], None),
+        ({"domain": "globex.com", "domains": ["globex.de", "www.globex.com"]},
+         ["globex.com", "globex.de"], None),
+        ({"domains": "globex.io"}, ["globex.io"], None),
+        ({"website": "not a web address", "domain": "globex.com"}, ["globex.com"],
+         {"website": "not a web address"}),
+        ({"domains": ["globex.com", 5]}, ["globex.com"], {"domains": ["globex.com", 5]}),
+        ({"website": "", "industry": "Software"}, None, {"website": "", "industry": "Software"}),
+    ],
+    ids=["url", "url-port-path", "domain+domains", "domains-string", "bad-kept", "bad-item",
+         "empty"],
+)
+def test_group_web_address_traits_fill_domains(traits, domains, custom):
+    row = translate({"type": "group", "anonymousId": "a", "groupId": "g",
+                     "traits": {"name": "G", **traits}}, S)[0].body[0]
+    assert row.get("domains") == domains
+    assert row.get("custom") == custom

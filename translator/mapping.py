@@ -114,13 +114,18 @@ def _present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _str_id(value: Any) -> str | None:
+def str_id(value: Any) -> str | None:
+    """An id as Planhat gets it: a string as it is, a number stringified (``12.0`` → ``"12"``);
+    None for anything else or a blank string."""
     if value is None or isinstance(value, bool) or isinstance(value, dict | list):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value)
     return text if text.strip() else None
+
+
+_str_id = str_id
 
 
 def _first(*values: Any) -> Any:

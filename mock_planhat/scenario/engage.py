@@ -64,12 +64,19 @@ class Computation:
         return dict(self.sent)
 
 
-def engage_identify(computation: Computation, user_id: str, value: Any) -> dict:
-    """The identify Engage sends to a user-property destination (defaults filled later)."""
-    return {
-        "type": "identify",
-        "userId": user_id,
-        "traits": {computation.key: value},
+def engage_identify(computation: Computation, user_id: str | None, value: Any,
+                    email: str | None = None, anonymous_id: str | None = None) -> dict:
+    """The identify Engage sends to a user-property destination (defaults filled later).
+
+    Engage sends one per identifier of the profile: with ``email`` (and no ``user_id``) it is
+    the email-only identify, carrying an ``anonymousId`` as Segment requires one of the two.
+    """
+    call: dict[str, Any] = {"type": "identify", "userId": user_id}
+    if anonymous_id is not None:
+        call["anonymousId"] = anonymous_id
+    call.update({
+        "traits": {**({"email": email} if email else {}), computation.key: value},
         "context": {"personas": computation.personas()},
         "integrations": dict(ENGAGE_INTEGRATIONS),
-    }
+    })
+    return call

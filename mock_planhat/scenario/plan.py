@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from translator.mapping import str_id
+
 from .engage import Computation, audience_key, engage_identify
 from .load import CALL_TYPES, REF, Scenario
 
@@ -49,6 +51,7 @@ class Planner:
         self.rng = random.Random(scenario.seed)
         self.clock = Clock(scenario.data.get("clock", DEFAULT_CLOCK))
         self.users: dict[str, list] = {}  # generate name -> [User]
+        self.emails: dict[str, str] = {}  # userId of a generated user -> its email
         self.computations: dict[str, Computation] = {}  # key -> Computation
         self.names: dict[str, str] = {}  # audience name or key -> key
         self.space_id = "spa_" + self._hex(22)
@@ -134,6 +137,7 @@ class Planner:
 
             users, _ = generate(body, self.rng)
             self.users[body.get("name", "users")] = users
+            self.emails.update((u.userId, u.email) for u in users)
             calls = [self.complete(c) for u in users for c in user_calls(u, body, self.rng)]
             return Action("send", path, label + f": {len(users)} users", calls=calls)
         if kind == "audience":
@@ -145,8 +149,17 @@ class Planner:
                 self.computations[key] = comp
             self.names[body["name"]] = self.names[key] = key
             changes = comp.audience_changes(self.members(body["members"]))
-            calls = [self.complete(engage_identify(comp, u, v), ENGAGE_LIBRARY)
-                     for u, v in changes]
+            identifiers = body.get("identifiers") or ["userId"]
+            calls = []
+            for user, value in changes:  # one identify per identifier, as Engage sends
+                if "userId" in identifiers:
+                    calls.append(self.complete(engage_identify(comp, user, value),
+                                               ENGAGE_LIBRARY))
+                if "email" in identifiers and user in self.emails:
+                    anonymous = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+                    calls.append(self.complete(engage_identify(
+                        comp, None, value, email=self.emails[user], anonymous_id=anonymous),
+                        ENGAGE_LIBRARY))
             return Action("send", path, label + f" {key!r}: {len(calls)} changes", calls=calls)
         if kind == "computed_trait":
             key = body["key"]
@@ -170,10 +183,13 @@ class Planner:
 
     def expect(self, body: dict, path: tuple, label: str) -> Action:
         resolved = copy.deepcopy(body)
+        for finder in resolved.get("companies") or []:
+            if "externalId" in finder:
+                finder["externalId"] = str_id(finder["externalId"])
         for kind in ("endusers", "pending"):
             for finder in resolved.get(kind) or []:
-                if "externalId" in finder:
-                    finder["externalId"] = self.user_id(finder["externalId"])
+                if "externalId" in finder:  # a number is stringified, as the destination does
+                    finder["externalId"] = str_id(self.user_id(finder["externalId"]))
                 if "email" in finder:
                     user = self.ref_user(finder["email"])
                     finder["email"] = user.email if user is not None else finder["email"]

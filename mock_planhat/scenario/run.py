@@ -57,9 +57,11 @@ class Target:
         return response.json()
 
     def new_tenant(self, unassigned: str | None = None, tenant_token: str | None = None,
-                   api_token: str | None = None) -> TenantHandle:
+                   api_token: str | None = None, email_match: str | None = None
+                   ) -> TenantHandle:
         body = {k: v for k, v in (("unassigned", unassigned), ("tenantToken", tenant_token),
-                                  ("apiToken", api_token)) if v is not None}
+                                  ("apiToken", api_token), ("emailMatch", email_match))
+                if v is not None}
         made = self.admin("POST", "/tenants", body)
         return TenantHandle(self, made["tenantToken"], made["apiToken"])
 
@@ -197,8 +199,9 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
     settings = data.get("settings") or {}
     actions = plan(scenario)
     try:
-        tenant = target.new_tenant((data.get("tenant") or {}).get("unassigned"),
-                                   settings.get("tenant_token"), settings.get("api_token"))
+        options = data.get("tenant") or {}
+        tenant = target.new_tenant(options.get("unassigned"), settings.get("tenant_token"),
+                                   settings.get("api_token"), options.get("emailMatch"))
     except AdminError as exc:
         result.failure = StepFailure(scenario.where(("settings",)), "create the tenant",
                                      message=str(exc))
