@@ -135,7 +135,10 @@ def test_every_operation_documents_its_errors(doc):
                 continue
             codes = set(op["responses"])
             assert codes & {"200", "201"}, (path, method)
-            if "requestBody" in op and not path.startswith(("/v1/", "/dock/")):
+            if path.startswith(("/analytics", "/dimensiondata")):
+                # data sinks: any body, any content type; only a too-big body is refused
+                assert "413" in codes and "415" not in codes, (path, method)
+            elif "requestBody" in op and not path.startswith(("/v1/", "/dock/")):
                 assert {"400", "413", "415"} <= codes, (path, method)
             elif "requestBody" in op:  # Segment's endpoints answer 400 for every bad body
                 assert "400" in codes, (path, method)
@@ -206,6 +209,19 @@ def test_end_user_answers_conform(doc, c):
     conforms(doc, "/companies/{key}", "delete", c.delete("/companies/extid-acme", headers=API))
 
 
+def test_an_email_attach_answer_conforms(doc, c):
+    c.post("/companies", json={"name": "Acme", "externalId": "acme"}, headers=API)
+    c.post("/endusers", json={"email": "a@acme.com", "externalId": "crm-1",
+                              "companyExternalId": "acme"}, headers=API)
+    bulk = c.put("/endusers", json=[{"email": "A@acme.com", "externalId": "u-1"}], headers=API)
+    assert bulk.get_json()["updatesKeys"][0]["matchedBy"] == "email"
+    conforms(doc, "/endusers", "put", bulk)
+    report = c.get("/__admin/report")
+    assert report.get_json()["entries"][0]["decision"]["matchedBy"] == "email"
+    conforms(doc, "/__admin/report", "get", report)
+    conforms(doc, "/__admin/state", "get", c.get("/__admin/state"))
+
+
 def test_error_answers_conform(doc, c):
     cases = [
         ("/endusers", "get", c.get("/endusers")),
@@ -241,6 +257,12 @@ def test_tracking_and_admin_answers_conform(doc, c):
              c.post(f"/analytics/bulk/{TENANT}", json=[{"email": "a@b.c"}, 3]))
     conforms(doc, "/dimensiondata/{token}", "post",
              c.post(f"/dimensiondata/{TENANT}", json=[{"dimensionId": "d", "value": 1}, {}]))
+    for path in ("/analytics/{token}", "/analytics/bulk/{token}", "/dimensiondata/{token}"):
+        bad = c.post(path.replace("{token}", TENANT), data=b"<not json/>",
+                     content_type="text/xml")
+        assert bad.status_code == 200
+        conforms(doc, path, "post", bad)
+    conforms(doc, "/__admin/report", "get", c.get("/__admin/report"))
     for path in ("/__admin/state", "/__admin/report", "/__admin/requests", "/__admin/tenants",
                  "/__admin/health", "/__admin/pending", "/__admin/faults"):
         conforms(doc, path, "get", c.get(path))
