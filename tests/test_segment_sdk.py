@@ -59,14 +59,15 @@ def test_sdk_calls_fill_the_tenant(live_server, sdk, compress):
     assert user["externalId"] == "user-1"
     assert (user["email"], user["name"]) == ("ann@acme.com", "Ann Lee")
     assert (user["companyId"], user["companyName"]) == (company["_id"], "Acme")
-    assert user["custom"] == {"role": "admin", "first_time_shopper": True}
+    assert user["custom"] == {"company": "Acme", "role": "admin", "first_time_shopper": True}
     activities = [(a["action"], a["enduserId"], a["companyId"]) for a in data["activities"]]
     assert activities == [(action, user["_id"], company["_id"]) for action in
                           ("Order Completed", "Viewed Pricing Page", "Signed In")]
     assert data["activities"][0]["info"] == {"revenue": 42.5}
     assert data["activities"][1]["info"] == {"path": "/pricing", "category": "Docs"}
+    # the group came before the user existed: its attach is the skip unknown_user
     assert [e["reason"] for e in data["report"] if e["source"] == "/v1/batch"] == [
-        "unsupported_call"]
+        "unknown_user", "unsupported_call"]
 
     # Leaving the audience flips the boolean back.
     sdk.identify("user-1", {"first_time_shopper": False}, context={"personas": PERSONAS},
