@@ -102,7 +102,7 @@ def test_a_bad_email_match_in_the_environment_is_a_clear_error():
                           capture_output=True, text=True, timeout=20,
                           env={**os.environ, "MOCK_PLANHAT_EMAIL_MATCH": "loose"})
     assert done.returncode == 2
-    assert "email_match" in done.stderr and "attach, strict" in done.stderr
+    assert "MOCK_PLANHAT_EMAIL_MATCH" in done.stderr and "attach, strict" in done.stderr
     assert "Traceback" not in done.stderr
 
 
