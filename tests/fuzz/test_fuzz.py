@@ -34,10 +34,14 @@ SCENARIOS = int(os.environ.get("MOCK_PLANHAT_FUZZ_STEPS", "60"))
 APP = create_app(Config())
 # The tokens go by the document's security schemes, so that Schemathesis knows them for what
 # they are (its auth check sends each request again without them, and expects a 401).
+# The tracking paths are data sinks, as Planhat's: a body the document calls invalid (not JSON,
+# not the shape) is answered 200 and written to the report as invalid_json / invalid_body, so
+# there "rejected" is a 200 (tests/test_tracking.py checks the report entries).
 CONFIG = SchemathesisConfig.from_dict({"auth": {"openapi": {
     "bearer": {"bearer": "mock-api-token"},
     "tenantBasic": {"username": "mock-tenant-token", "password": ""},
-}}})
+}}, "operations": [{"include-path-regex": "^/(analytics|dimensiondata)/", "checks": {
+    "negative_data_rejection": {"expected-statuses": ["200", "400", "413"]}}}]})
 schema = schemathesis.openapi.from_wsgi("/__admin/openapi.json", APP, config=CONFIG)
 schema.config.generation.update(max_examples=EXAMPLES)
 
