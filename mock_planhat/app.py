@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import math
 import time
@@ -34,8 +35,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.json.sort_keys = False
     app.json.compact = True
-    fake = Fake(config, Registry(config), Journal(config.journal_size), Faults())
+    fake = Fake(config, Registry(config), Journal(config.journal_size, config.journal_bytes,
+                                                 config.payload_bytes), Faults())
     app.extensions["mock_planhat"] = fake
+    app.wsgi_app = _SizedBodies(app.wsgi_app, config.max_body)
     errors.register(app)
 
     from .routes import admin, analytics, companies, endusers, segment
@@ -67,6 +70,36 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         return response
 
     return app
+
+
+class _SizedBodies:
+    """WSGI middleware: a body without Content-Length (``Transfer-Encoding: chunked``) is read
+    here, at most ``max_body + 1`` bytes, and handed on as a sized body. So it meets the same
+    rules as a sized one: over the limit a 413 (werkzeug would cut it at the limit silently),
+    and the journal keeps it."""
+
+    def __init__(self, wsgi_app, max_body: int) -> None:
+        self.wsgi_app, self.max_body = wsgi_app, max_body
+
+    def __call__(self, environ, start_response):
+        if environ.get("CONTENT_LENGTH") in (None, "") and \
+                "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            stream = environ["wsgi.input"]
+            chunks, size = [], 0
+            while size <= self.max_body:
+                chunk = stream.read(min(64 * 1024, self.max_body + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+            # Over the limit: a Content-Length over it makes the 413 of a sized body (the rest
+            # of the upload is not read; the server closes the connection after answering).
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["wsgi.input_terminated"] = False
+        return self.wsgi_app(environ, start_response)
 
 
 _HINT = "mock_planhat.tenant_hint"

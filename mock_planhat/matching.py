@@ -21,6 +21,7 @@ Callers hold ``tenant.lock``. Every row that is not applied is written to the te
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .records import (
@@ -32,6 +33,7 @@ from .records import (
 )
 from .store import Tenant, email_domain, new_id, now_iso
 
+logger = logging.getLogger("mock_planhat")
 BULK_LIMIT = 5_000
 _REF_KEYS = ("companyId", "companyExternalId")
 
@@ -124,19 +126,22 @@ def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
 
 
 def _match_company(tenant: Tenant, row: dict) -> dict | None:
-    found = (tenant.company(row.get("_id")) or tenant.company_by_source_id(row.get("sourceId"))
-             or tenant.company_by_external_id(row.get("externalId")))
-    if found is None and "_id" in row:
-        raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
-    return found
+    if "_id" in row:  # an existing record's, or unknown_id (as for end users)
+        found = tenant.company(row["_id"])
+        if found is None:
+            raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
+        return found
+    return (tenant.company_by_source_id(row.get("sourceId"))
+            or tenant.company_by_external_id(row.get("externalId")))
 
 
 def create_company(tenant: Tenant, row: dict) -> Outcome:
     if not str(row.get("name", "")).strip():
         raise Rejected("missing_field", "name: a new company needs a name", "name")
     stamp = now_iso()
-    record = {"_id": new_id(), "domains": [], "custom": {}, **row,
+    record = {"_id": None, "domains": [], "custom": {}, **row,
               "createDate": stamp, "updatedAt": stamp}
+    record["_id"] = new_id()  # the server's, whatever the row held
     return Outcome("created", tenant.put_company(record))
 
 
@@ -158,8 +163,16 @@ def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
 
 # ----- end users -----------------------------------------------------------------------------
 def match_person(tenant: Tenant, row: dict) -> dict | None:
-    """The record a row is about, by _id, then sourceId, then externalId, then email."""
-    found = (tenant.person(row.get("_id")) or tenant.person_by_source_id(row.get("sourceId"))
+    """The record a row is about, by _id, then sourceId, then externalId, then email.
+
+    An ``_id`` names an existing record or nothing: one that is unknown is ``unknown_id``,
+    whatever the other keys would match (ids are the server's; no row creates one)."""
+    if "_id" in row:
+        found = tenant.person(row["_id"])
+        if found is None:
+            raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
+        return found
+    found = (tenant.person_by_source_id(row.get("sourceId"))
              or tenant.person_by_external_id(row.get("externalId")))
     if found is not None:
         return found
@@ -172,8 +185,6 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
                            f"email: {row['email']!r} is shared by {len(people)} end users "
                            f"({', '.join(sorted(p['_id'] for p in people))}); it matches neither",
                            "email")
-    if "_id" in row:
-        raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
     return None
 
 
@@ -199,9 +210,10 @@ def create_enduser(tenant: Tenant, row: dict) -> Outcome:
                        "email: a new end user needs an email, externalId or sourceId", "email")
     company, ref = company_for(tenant, row, row.get("email"))
     stamp = now_iso()
-    record = {"_id": new_id(), "archived": False, "custom": {},
+    record = {"_id": None, "archived": False, "custom": {},
               **{k: v for k, v in row.items() if k not in _REF_KEYS},
               "createDate": stamp, "updatedAt": stamp}
+    record["_id"] = new_id()  # the server's, whatever the row held
     _derive_name(record, row, None)
     if company is not None:
         _attach(record, company)
@@ -341,13 +353,39 @@ def _keys(record: dict) -> dict:
 
 
 def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -> BulkResult:
+    """Apply the rows in order; each row succeeds or fails alone. A row that fails in a way
+    nobody foresaw (a bug of ours) is a row error ``internal_error`` too, never a 500 that
+    leaves the rows before it applied and the caller told nothing."""
     result = BulkResult()
     for index, row in enumerate(rows):
-        result.add(index, upsert(tenant, row, source), row)
+        try:
+            outcome = upsert(tenant, row, source)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.exception("bulk row %d failed", index)
+            message = f"body[{index}]: the row failed ({type(exc).__name__}: {exc})"
+            tenant.add_report("internal_error", message, row, source)
+            outcome = Outcome("rejected", None, "internal_error", message, f"body[{index}]")
+        result.add(index, outcome, row)
     return result
 
 
 # ----- activities ----------------------------------------------------------------------------
+# Set by the server on every activity; a row's values for them are not kept. The inputs are
+# ACTIVITY_FIELDS (email, externalId, name, companyExternalId, action, weight, date, info) and
+# any other field, kept as sent.
+ACTIVITY_SERVER_FIELDS = frozenset({"_id", "enduserId", "companyId", "createDate"})
+
+
+def _report_ignored(tenant: Tenant, row, source, ignored: list, sent, person: dict) -> None:
+    """The activity was stored, but part of its row was not kept: say which part, and why."""
+    notes = [f"{name}: set by the server; the row's {name} was not kept" for name in ignored]
+    if sent and sent != person.get("externalId"):
+        notes.append(f"externalId: no end user has externalId {sent!r}; the activity was "
+                     f"credited by email to end user {person['_id']} and carries its "
+                     f"externalId ({person.get('externalId')!r})")
+    tenant.add_report("ignored_field", "; ".join(notes), row, source)
+
+
 def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
     """Store a user activity against its end user, or report why it could not be."""
     def write():
@@ -366,10 +404,17 @@ def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
             key = "externalId" if clean.get("externalId") else "email"
             raise Rejected("unknown_user", f"{key}: no end user matches {clean[key]!r}", key)
         stamp = now_iso()
-        record = {"_id": new_id(), "enduserId": person["_id"],
-                  "companyId": person.get("companyId"), "weight": 1, "info": {}, "date": stamp,
-                  **clean, "createDate": stamp}
-        record.setdefault("externalId", person.get("externalId"))
+        record = {"_id": None, "enduserId": None, "companyId": None, "weight": 1, "info": {},
+                  "date": stamp, **clean, "createDate": stamp}
+        # Server-owned: whatever the row sent, the activity is the credited person's.
+        record["_id"] = new_id()
+        record["enduserId"] = person["_id"]
+        record["companyId"] = person.get("companyId")
+        sent = clean.get("externalId")
+        record["externalId"] = person.get("externalId")
+        ignored = ACTIVITY_SERVER_FIELDS.intersection(clean)
+        if ignored or (sent and sent != record["externalId"]):
+            _report_ignored(tenant, row, source, sorted(ignored), sent, person)
         tenant.add_activity(record)
         return Outcome("created", record)
     return attempt(tenant, write, row, source)

@@ -10,18 +10,17 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import ApiError, json_response, read_json
 from ..matching import BULK_LIMIT, record_activity
-from ..records import FieldError, check_row
+from ..records import DIMENSION_FIELDS, FieldError, check_row
 from ..store import new_id, now_iso
 
 bp = Blueprint("analytics", __name__)
-DIMENSION_FIELDS = ("dimensionId", "value", "externalId", "model", "date")
 
 
 def _tenant(token: str, payload):
     registry = current_app.extensions["mock_planhat"].registry
     tenant = registry.by_tenant_token(token)
-    if tenant is None:
-        registry.report_unknown_tenant(token, payload, request.path)
+    if tenant is None:  # the body's size bounds the report entry without serialising it
+        registry.report_unknown_tenant(token, payload, request.path, request.get_data())
     return tenant
 
 
@@ -60,6 +59,9 @@ def activities(token):
 def dimensiondata(token):
     body = read_json((list, dict))
     rows = body if isinstance(body, list) else [body]
+    if len(rows) > BULK_LIMIT:
+        raise ApiError(400, "too_many_items", f"body: {len(rows)} items; at most "
+                       f"{BULK_LIMIT} per request", "body")
     tenant = _tenant(token, rows)
     if tenant is None:
         return jsonify({"processed": 0, "errors": []})
@@ -67,18 +69,18 @@ def dimensiondata(token):
     with tenant.lock:
         for index, row in enumerate(rows):
             try:
-                clean = check_row(row, {}, f"[{index}].")
+                clean = check_row(row, DIMENSION_FIELDS, f"[{index}].")
                 missing = [k for k in ("dimensionId", "value") if k not in clean]
                 if missing:
                     raise FieldError(f"[{index}].{missing[0]}", "is required")
-                if not (isinstance(clean["value"], (int, float))
-                        and not isinstance(clean["value"], bool)):
-                    raise FieldError(f"[{index}].value", "must be a number")
             except FieldError as exc:
-                errors.append({"index": index, "field": exc.field, "message": str(exc)})
+                errors.append({"index": index, "reason": "invalid_metric", "field": exc.field,
+                               "message": str(exc)})
                 tenant.add_report("invalid_metric", str(exc), row, request.path)
                 continue
-            tenant.dimensiondata.append({"_id": new_id(), "date": now_iso(), **clean,
-                                         "createDate": now_iso()})
+            stamp = now_iso()
+            record = {"_id": None, "date": stamp, **clean, "createDate": stamp}
+            record["_id"] = new_id()  # the server's, whatever the row held
+            tenant.dimensiondata.append(record)
             processed += 1
     return jsonify({"processed": processed, "errors": errors})
