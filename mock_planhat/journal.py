@@ -82,10 +82,18 @@ class Journal:
                 self.bytes -= self._entries.popleft()[1]
                 self.dropped += 1
 
-    def entries(self, tenant: str | None = None) -> list[dict]:
+    def entries(self, tenant: str | None = None, offset: int = 0,
+                limit: int | None = None) -> list[dict]:
+        """The kept entries, oldest first, of one tenant or all; ``offset``/``limit`` page
+        them before they are turned into dicts (a page of a full journal costs a page)."""
         with self._lock:
-            items = [e for e, _ in self._entries]
-        return [_as_dict(e) for e in items if not tenant or e.tenant == tenant]
+            items = [e for e, _ in self._entries if not tenant or e.tenant == tenant]
+        items = items[offset:] if limit is None else items[offset:offset + limit]
+        return [_as_dict(e) for e in items]
+
+    def count(self, tenant: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for e, _ in self._entries if not tenant or e.tenant == tenant)
 
     def clear(self, tenant: str | None = None) -> None:
         with self._lock:

@@ -138,12 +138,11 @@ def journal():
     fake = _fake()
     offset, limit = _paging()
     token = _tenant().tenant_token if "tenant" in request.args else None
-    entries = fake.journal.entries(token)
     journal = fake.journal
-    return jsonify({"size": journal.size, "total": journal.total, "kept": len(entries),
+    return jsonify({"size": journal.size, "total": journal.total, "kept": journal.count(token),
                     "dropped": journal.dropped, "bytes": journal.bytes,
                     "maxBytes": journal.max_bytes, "offset": offset, "limit": limit,
-                    "requests": _page(entries, offset, limit)})
+                    "requests": journal.entries(token, offset, limit)})
 
 
 @bp.delete("/requests")
