@@ -89,8 +89,8 @@ class _SizedBodies:
         self.wsgi_app, self.max_body = wsgi_app, max_body
 
     def __call__(self, environ, start_response):
-        if environ.get("CONTENT_LENGTH") in (None, "") and \
-                "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Transfer-Encoding wins over any Content-Length (RFC 9112 §6.3), as in werkzeug.
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             stream = environ["wsgi.input"]
             chunks, size = [], 0
             while size <= self.max_body:

@@ -145,7 +145,15 @@ def create_company(tenant: Tenant, row: dict) -> Outcome:
     return Outcome("created", tenant.put_company(record))
 
 
+def _same_id(old: dict, row: dict, what: str) -> None:
+    """An ``_id`` in an update names the record it updates, or the row is refused."""
+    if "_id" in row and row["_id"] != old["_id"]:
+        raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {what}'s _id "
+                       f"({old['_id']}); an _id is set by the server and never changes", "_id")
+
+
 def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
+    _same_id(old, row, "company")
     for key, reason in (("externalId", "duplicate_external_id"), ("sourceId", "duplicate_source_id")):
         other = (tenant.company_by_external_id if key == "externalId"
                  else tenant.company_by_source_id)(row.get(key))
@@ -236,6 +244,7 @@ def _unassigned(tenant: Tenant, record: dict, row: dict, ref: str | None) -> Out
 
 def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
     """Update a matched end user or pending contact with a checked row."""
+    _same_id(old, row, "end user")
     for key, reason, lookup in (
         ("externalId", "duplicate_external_id", tenant.person_by_external_id),
         ("sourceId", "duplicate_source_id", tenant.person_by_source_id),

@@ -81,6 +81,9 @@ def dimensiondata(token):
             stamp = now_iso()
             record = {"_id": None, "date": stamp, **clean, "createDate": stamp}
             record["_id"] = new_id()  # the server's, whatever the row held
+            if "_id" in clean:
+                tenant.add_report("ignored_field", f"[{index}]._id: set by the server; the "
+                                  "row's _id was not kept", row, request.path)
             tenant.dimensiondata.append(record)
             processed += 1
     return jsonify({"processed": processed, "errors": errors})
