@@ -487,3 +487,24 @@ def test_report_counts_agree_with_entries_without_a_tenant(client):
     assert one["counts"] == {"unknown_tenant": 1} and len(one["entries"]) == 1
     own = client.get(f"/__admin/report?tenant={TENANT}").get_json()
     assert own["counts"] == {"unknown_user": 1} and len(own["entries"]) == 1
+
+
+def test_deep_json_over_a_live_server_at_965_to_975_levels(live_server):
+    """As the adversarial run sent them: over a socket (a shallower stack than the test
+    client's, so these depths parse), to the bulk echo, /v1/track and /dock/segment."""
+    import requests
+
+    url = live_server.url
+    headers = {"Content-Type": "application/json"}
+    requests.post(f"{url}/companies", json={"name": "Acme", "externalId": "acme",
+                                            "domains": ["acme.com"]}, headers=API, timeout=10)
+    for depth in range(965, 976):
+        inner = deep_text(depth)[:-1] + b',"userId":"u-1","event":"e","email":"a@acme.com"}'
+        for path, auth, body in (("/endusers", API, b"[" + inner + b"]"),
+                                 ("/v1/track", BASIC, inner), ("/dock/segment", BASIC, inner)):
+            method = "PUT" if path == "/endusers" else "POST"
+            response = requests.request(method, url + path, data=body,
+                                        headers={**auth, **headers}, timeout=10)
+            assert response.status_code == 400, (depth, path, response.text[:200])
+        for path in ADMIN_READS:
+            assert requests.get(url + path, timeout=10).status_code == 200, (depth, path)
