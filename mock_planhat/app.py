@@ -48,6 +48,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     @app.before_request
     def _before():
+        if _BAD_CHUNKS in request.environ:
+            raise errors.ApiError(400, "invalid_body", "Transfer-Encoding: the chunked body is "
+                                  f"malformed ({request.environ[_BAD_CHUNKS][:200]})",
+                                  "Transfer-Encoding")
         if request.path.startswith("/__admin"):
             if not _is_loopback(request.remote_addr):
                 raise errors.ApiError(403, "forbidden",
@@ -93,12 +97,16 @@ class _SizedBodies:
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             stream = environ["wsgi.input"]
             chunks, size = [], 0
-            while size <= self.max_body:
-                chunk = stream.read(min(64 * 1024, self.max_body + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
+            try:
+                while size <= self.max_body:
+                    chunk = stream.read(min(64 * 1024, self.max_body + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            except (OSError, ValueError) as exc:  # a broken chunk header: a 400, said below
+                environ[_BAD_CHUNKS] = str(exc) or type(exc).__name__
+                chunks = []
             body = b"".join(chunks)
             # Over the limit: a Content-Length over it makes the 413 of a sized body (the rest
             # of the upload is not read; the server closes the connection after answering).
@@ -111,6 +119,7 @@ class _SizedBodies:
 
 _LARGE = 1024 * 1024  # a body this large parses into many short-lived objects
 _TRIM = "mock_planhat.release_memory"
+_BAD_CHUNKS = "mock_planhat.bad_chunks"
 _malloc_trim = None
 
 

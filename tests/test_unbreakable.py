@@ -508,3 +508,19 @@ def test_deep_json_over_a_live_server_at_965_to_975_levels(live_server):
             assert response.status_code == 400, (depth, path, response.text[:200])
         for path in ADMIN_READS:
             assert requests.get(url + path, timeout=10).status_code == 200, (depth, path)
+
+
+def test_chunked_body_with_a_broken_chunk_header_is_400(live_server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
+        sock.sendall(b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mock-api-token"
+                     b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"ZZZ\r\nabc\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    error = json.loads(body)
+    assert error["error"] == "invalid_body" and error["field"] == "Transfer-Encoding"
