@@ -524,3 +524,25 @@ def test_chunked_body_with_a_broken_chunk_header_is_400(live_server):
     assert head.startswith(b"HTTP/1.1 400"), head
     error = json.loads(body)
     assert error["error"] == "invalid_body" and error["field"] == "Transfer-Encoding"
+
+
+def test_strip_500_an_activity_row_that_fails_unforeseen_fails_alone(api, company, monkeypatch):
+    """Should a row ever hit a bug, it fails alone: the rows around it are applied and the
+    answer is still 200 with the row in notApplied."""
+    api.post("/endusers", json={"email": "ada@acme.com", "externalId": "u-1"})
+    import mock_planhat.matching as matching
+
+    real = matching.record_activity
+
+    def flaky(tenant, row, source=None):
+        if row.get("action") == "boom":
+            raise KeyError("boom")
+        return real(tenant, row, source)
+
+    monkeypatch.setattr("mock_planhat.routes.analytics.record_activity", flaky)
+    rows = [{"externalId": "u-1", "action": a} for a in ("one", "boom", "three")]
+    body = api.client.post(f"/analytics/bulk/{TENANT}", json=rows).get_json()
+    assert body["processed"] == 2
+    assert body["notApplied"] == [{"index": 1, "reason": "internal_error",
+                                   "message": body["notApplied"][0]["message"]}]
+    assert [a["action"] for a in api.state()["activities"]] == ["one", "three"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import ApiError, json_response, read_json
-from ..matching import BULK_LIMIT, record_activity
+from ..matching import BULK_LIMIT, apply_alone, record_activity
 from ..records import DIMENSION_FIELDS, FieldError, check_row
 from ..store import new_id, now_iso
 
@@ -33,7 +33,8 @@ def _activities(token: str, rows: list):
             for i in range(len(rows))]})
     source = request.path  # once, not a context-local lookup per row
     with tenant.lock:
-        outcomes = [record_activity(tenant, row, source) for row in rows]
+        outcomes = [apply_alone(tenant, i, row, record_activity, source)
+                    for i, row in enumerate(rows)]
     processed = sum(o.status == "created" for o in outcomes)
     return json_response({"processed": processed,
                           "notApplied": [{"index": i, "reason": o.reason, "message": o.message}
