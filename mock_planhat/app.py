@@ -49,9 +49,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     @app.before_request
     def _before():
         if _BAD_CHUNKS in request.environ:
-            raise errors.ApiError(400, "invalid_body", "Transfer-Encoding: the chunked body is "
-                                  f"malformed ({request.environ[_BAD_CHUNKS][:200]})",
-                                  "Transfer-Encoding")
+            _bad_chunks(request.environ[_BAD_CHUNKS])
         if request.path.startswith("/__admin"):
             if not _is_loopback(request.remote_addr):
                 raise errors.ApiError(403, "forbidden",
@@ -104,8 +102,8 @@ class _SizedBodies:
                         break
                     chunks.append(chunk)
                     size += len(chunk)
-            except (OSError, ValueError) as exc:  # a broken chunk header: a 400, said below
-                environ[_BAD_CHUNKS] = str(exc) or type(exc).__name__
+            except (OSError, ValueError) as exc:  # stalled, or a broken chunk: said below
+                environ[_BAD_CHUNKS] = exc
                 chunks = []
             body = b"".join(chunks)
             # Over the limit: a Content-Length over it makes the 413 of a sized body (the rest
@@ -115,6 +113,19 @@ class _SizedBodies:
             environ.pop("HTTP_TRANSFER_ENCODING", None)
             environ["wsgi.input_terminated"] = False
         return self.wsgi_app(environ, start_response)
+
+
+def _bad_chunks(exc: Exception):
+    """A chunked body that could not be read: stalled past the read timeout, the 408 of a
+    stalled sized body; else (a broken chunk header, a cut connection) a 400."""
+    try:
+        raise exc
+    except TimeoutError:
+        raise ClientDisconnected() from None  # the 408 (errors: its context is the timeout)
+    except (OSError, ValueError):
+        raise errors.ApiError(400, "invalid_body", "Transfer-Encoding: the chunked body is "
+                              f"malformed or cut short ({str(exc)[:200] or type(exc).__name__})",
+                              "Transfer-Encoding") from None
 
 
 _LARGE = 1024 * 1024  # a body this large parses into many short-lived objects

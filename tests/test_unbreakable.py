@@ -546,3 +546,22 @@ def test_strip_500_an_activity_row_that_fails_unforeseen_fails_alone(api, compan
     assert body["notApplied"] == [{"index": 1, "reason": "internal_error",
                                    "message": body["notApplied"][0]["message"]}]
     assert [a["action"] for a in api.state()["activities"]] == ["one", "three"]
+
+
+def test_chunked_body_that_stalls_is_408_like_a_sized_one():
+    import socket
+
+    server = Server(create_app(Config()), "127.0.0.1", 0, read_timeout=0.5).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         b"mock-api-token\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n5\r\n[{\"a\"")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+    finally:
+        server.stop()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert json.loads(body)["error"] == "request_timeout"
