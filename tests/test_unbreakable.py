@@ -312,7 +312,7 @@ def test_retention_report_and_journal_page_with_limit_and_offset(client):
     journal = client.get("/__admin/requests?offset=8&limit=5").get_json()
     assert [r["body"]["externalId"] for r in journal["requests"]] == ["ghost-8", "ghost-9"]
     assert journal["kept"] == 10
-    for bad in ("limit=-1", "offset=x", "limit=1.5"):
+    for bad in ("limit=-1", "offset=x", "limit=1.5", "limit=", "offset=1&offset=2"):
         for path in ("/__admin/report", "/__admin/requests"):
             response = client.get(f"{path}?{bad}")
             assert response.status_code == 400, (path, bad)

@@ -16,6 +16,7 @@ from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
 from ..tenants import TokenConflict
+from .common import single_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -118,11 +119,11 @@ def _paging() -> tuple[int, int | None]:
     keep that finite)."""
     values = []
     for name in ("offset", "limit"):
-        raw = request.args.get(name)
-        if raw is None or raw == "":
+        raw = single_arg(name)
+        if raw is None:
             values.append(None)
             continue
-        if not raw.isascii() or not raw.isdigit():
+        if not raw.isascii() or not raw.isdigit():  # an empty value too, as on the lists
             raise ApiError(400, "invalid_query", f"{name}: {raw[:40]!r} is not a whole number "
                            ">= 0", name)
         values.append(int(raw))
