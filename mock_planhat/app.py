@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import math
 import time
@@ -34,8 +35,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.json.sort_keys = False
     app.json.compact = True
-    fake = Fake(config, Registry(config), Journal(config.journal_size), Faults())
+    fake = Fake(config, Registry(config), Journal(config.journal_size, config.journal_bytes,
+                                                 config.payload_bytes), Faults())
     app.extensions["mock_planhat"] = fake
+    app.wsgi_app = _SizedBodies(app.wsgi_app, config.max_body)
     errors.register(app)
 
     from .routes import admin, analytics, companies, endusers, segment
@@ -45,6 +48,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     @app.before_request
     def _before():
+        if _BAD_CHUNKS in request.environ:
+            _bad_chunks(request.environ[_BAD_CHUNKS])
         if request.path.startswith("/__admin"):
             if not _is_loopback(request.remote_addr):
                 raise errors.ApiError(403, "forbidden",
@@ -55,6 +60,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     @app.after_request
     def _after(response):
         path = request.path
+        if (response.content_length or 0) > _LARGE:  # a large answer, made of large parts
+            request.environ[_TRIM] = True
         if not path.startswith("/__admin"):
             size = request.content_length or 0
             try:
@@ -66,7 +73,82 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                                 _tenant_hint(), request.query_string.decode("latin-1"))
         return response
 
+    @app.teardown_request
+    def _teardown(exc):
+        if (request.content_length or 0) > _LARGE or request.environ.get(_TRIM):
+            release_memory()
+
     return app
+
+
+class _SizedBodies:
+    """WSGI middleware: a body without Content-Length (``Transfer-Encoding: chunked``) is read
+    here, at most ``max_body + 1`` bytes, and handed on as a sized body. So it meets the same
+    rules as a sized one: over the limit a 413 (werkzeug would cut it at the limit silently),
+    and the journal keeps it."""
+
+    def __init__(self, wsgi_app, max_body: int) -> None:
+        self.wsgi_app, self.max_body = wsgi_app, max_body
+
+    def __call__(self, environ, start_response):
+        # Transfer-Encoding wins over any Content-Length (RFC 9112 §6.3), as in werkzeug.
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            stream = environ["wsgi.input"]
+            chunks, size = [], 0
+            try:
+                while size <= self.max_body:
+                    chunk = stream.read(min(64 * 1024, self.max_body + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            except (OSError, ValueError) as exc:  # stalled, or a broken chunk: said below
+                environ[_BAD_CHUNKS] = exc
+                chunks = []
+            body = b"".join(chunks)
+            # Over the limit: a Content-Length over it makes the 413 of a sized body (the rest
+            # of the upload is not read; the server closes the connection after answering).
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["wsgi.input_terminated"] = False
+        return self.wsgi_app(environ, start_response)
+
+
+def _bad_chunks(exc: Exception):
+    """A chunked body that could not be read: stalled past the read timeout, the 408 of a
+    stalled sized body; else (a broken chunk header, a cut connection) a 400."""
+    try:
+        raise exc
+    except TimeoutError:
+        raise ClientDisconnected() from None  # the 408 (errors: its context is the timeout)
+    except (OSError, ValueError):
+        raise errors.ApiError(400, "invalid_body", "Transfer-Encoding: the chunked body is "
+                              f"malformed or cut short ({str(exc)[:200] or type(exc).__name__})",
+                              "Transfer-Encoding") from None
+
+
+_LARGE = 1024 * 1024  # a body this large parses into many short-lived objects
+_TRIM = "mock_planhat.release_memory"
+_BAD_CHUNKS = "mock_planhat.bad_chunks"
+_malloc_trim = None
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``), after a request
+    that made many large short-lived objects: a 30 MB body parses into ~150 MB that, once freed,
+    would otherwise stay in the process's RSS (per-thread malloc arenas keep it). A no-op where
+    there is no glibc."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 _HINT = "mock_planhat.tenant_hint"

@@ -10,6 +10,7 @@ import sys
 from . import __version__
 from .config import (
     DEFAULT_HOST,
+    DEFAULT_JOURNAL_BYTES,
     DEFAULT_JOURNAL_SIZE,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
@@ -24,6 +25,7 @@ from .config import (
     UNASSIGNED_POLICIES,
     Config,
 )
+from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
 
 COMMANDS = ("serve", "run", "validate", "schema")
 DESCRIPTION = """\
@@ -68,6 +70,19 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                         f"create a new end user (env {ENV_EMAIL_MATCH}; default attach)")
     p.add_argument("--journal-size", type=_count, default=DEFAULT_JOURNAL_SIZE, metavar="N",
                    help="requests kept in the journal (default %(default)s)")
+    p.add_argument("--journal-bytes", type=_count, default=DEFAULT_JOURNAL_BYTES,
+                   metavar="BYTES", help="bytes the journal keeps at most, oldest requests "
+                   "dropped first (default %(default)s = 32 MB)")
+    p.add_argument("--report-size", type=_count, default=DEFAULT_REPORT_SIZE, metavar="N",
+                   help="entries each report keeps (every tenant's, and the unknown-tenant "
+                        "one; default %(default)s)")
+    p.add_argument("--report-bytes", type=_count, default=DEFAULT_REPORT_BYTES,
+                   metavar="BYTES", help="bytes each report keeps at most, oldest entries "
+                   "dropped first (default %(default)s = 16 MB)")
+    p.add_argument("--payload-bytes", type=_count, default=DEFAULT_PAYLOAD_BYTES,
+                   metavar="BYTES", help="bytes of one body (journal) or payload (report) "
+                   "kept; a longer one keeps its head, marked truncated (default "
+                   "%(default)s = 64 KB)")
     p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help="largest request body accepted (default %(default)s = 32 MB)")
     p.add_argument("--read-timeout", type=_seconds, default=DEFAULT_READ_TIMEOUT,
@@ -158,6 +173,10 @@ def serve(args) -> int:
         config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
                                  unassigned=args.unassigned, email_match=args.email_match,
                                  journal_size=args.journal_size,
+                                 journal_bytes=args.journal_bytes,
+                                 report_size=args.report_size,
+                                 report_bytes=args.report_bytes,
+                                 payload_bytes=args.payload_bytes,
                                  max_body=args.max_body or DEFAULT_MAX_BODY)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)

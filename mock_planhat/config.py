@@ -6,13 +6,15 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_TENANT_TOKEN = "mock-tenant-token"
 DEFAULT_API_TOKEN = "mock-api-token"
 DEFAULT_JOURNAL_SIZE = 10_000
+DEFAULT_JOURNAL_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
-DEFAULT_REPORT_SIZE = 10_000
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
 UNASSIGNED_POLICIES = ("hold", "discard")
 EMAIL_MATCH_POLICIES = ("attach", "strict")
@@ -51,7 +53,10 @@ class Config:
     unassigned: str = "hold"
     email_match: str = "attach"
     journal_size: int = DEFAULT_JOURNAL_SIZE
+    journal_bytes: int = DEFAULT_JOURNAL_BYTES
     report_size: int = DEFAULT_REPORT_SIZE
+    report_bytes: int = DEFAULT_REPORT_BYTES
+    payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     max_body: int = DEFAULT_MAX_BODY
     extra: dict = field(default_factory=dict)
 
@@ -71,6 +76,9 @@ class Config:
             )
         if self.journal_size < 0 or self.max_body < 1:
             raise ValueError("journal_size must be >= 0 and max_body >= 1")
+        for name in ("journal_bytes", "report_size", "report_bytes", "payload_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:

@@ -13,7 +13,13 @@ import re
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from .records import FieldError
+from .records import MAX_DEPTH, FieldError
+
+# The one depth rule, applied where every body comes in (``loads``): a stored field (custom,
+# info, an unknown field) nests at most MAX_DEPTH (32) levels, and a body at most that plus
+# its envelope (batch → call → traits/properties). Anything deeper is refused as invalid JSON,
+# so everything stored, echoed or reported can be written back as JSON.
+MAX_BODY_DEPTH = MAX_DEPTH + 8
 
 
 class ApiError(Exception):
@@ -62,10 +68,65 @@ def _finite(text: str) -> float:
     return value
 
 
+def too_deep(data, limit: int = MAX_BODY_DEPTH) -> bool:
+    """Whether ``data`` nests more than ``limit`` arrays/objects (level by level, no recursion:
+    the cost is one type check per value)."""
+    level = [data] if type(data) is dict or type(data) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for value in level:
+            for item in (value.values() if type(value) is dict else value):
+                if type(item) is dict or type(item) is list:
+                    below.append(item)
+        level = below
+    return False
+
+
+class TooDeep(ValueError):
+    """A body nested past MAX_BODY_DEPTH; ``field`` names the branch (``custom``,
+    ``[0].info``, or ``body`` when the body itself is the branch)."""
+
+    def __init__(self, field: str):
+        super().__init__(f"{field}: nested deeper than {MAX_BODY_DEPTH} levels (a stored field "
+                         f"may nest {MAX_DEPTH})")
+        self.field = field
+
+
+def _deep_field(data) -> str:
+    """The field under which ``data`` nests too deep: its first key (after any array
+    indexes), e.g. ``custom`` or ``[3].info``. Called only once a body was found too deep."""
+    def depth(value, limit):  # bounded recursion: stops at limit
+        if limit < 0 or not isinstance(value, (dict, list)):
+            return 0
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max((depth(v, limit - 1) for v in items), default=0)
+
+    path, value = "", data
+    while isinstance(value, (dict, list)) and (not path or path.endswith("]")) \
+            and path.count("[") < 3:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if depth(item, MAX_BODY_DEPTH) >= MAX_BODY_DEPTH - path.count("[") - 1:
+                path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else key)
+                value = item
+                break
+        else:
+            break
+    return path or "body"
+
+
 def loads(raw: bytes):
     """Parse a body as the fake accepts JSON: no NaN or Infinity (spelled out or overflowing),
-    no lone UTF-16 surrogates — what could not be stored and answered as valid JSON."""
+    no lone UTF-16 surrogates, nothing nested deeper than MAX_BODY_DEPTH — what could not be
+    stored and answered as valid JSON."""
     data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    # Fewer brackets than the limit cannot nest past it: most bodies skip the walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_BODY_DEPTH and too_deep(data):
+        raise TooDeep(_deep_field(data))
     if _SURROGATE_ESCAPE.search(raw):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -89,6 +150,10 @@ def read_json(expect: type | tuple | None = None, what: str = "body"):
         data = loads(raw)
     except RecursionError:
         raise ApiError(400, "invalid_json", f"{what}: JSON nested too deeply", what) from None
+    except TooDeep as exc:
+        field = what if exc.field == "body" else exc.field
+        raise ApiError(400, "invalid_json", str(exc).replace("body:", f"{what}:", 1),
+                       field) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"{what}: not valid JSON ({exc})", what) from None
     if expect is not None and not isinstance(data, expect):

@@ -27,6 +27,7 @@ Callers hold ``tenant.lock``. Every row that is not applied is written to the te
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .records import (
@@ -38,6 +39,7 @@ from .records import (
 )
 from .store import Tenant, email_domain, new_id, now_iso
 
+logger = logging.getLogger("mock_planhat")
 BULK_LIMIT = 5_000
 _REF_KEYS = ("companyId", "companyExternalId")
 
@@ -131,23 +133,34 @@ def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
 
 
 def _match_company(tenant: Tenant, row: dict) -> dict | None:
-    found = (tenant.company(row.get("_id")) or tenant.company_by_source_id(row.get("sourceId"))
-             or tenant.company_by_external_id(row.get("externalId")))
-    if found is None and "_id" in row:
-        raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
-    return found
+    if "_id" in row:  # an existing record's, or unknown_id (as for end users)
+        found = tenant.company(row["_id"])
+        if found is None:
+            raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
+        return found
+    return (tenant.company_by_source_id(row.get("sourceId"))
+            or tenant.company_by_external_id(row.get("externalId")))
 
 
 def create_company(tenant: Tenant, row: dict) -> Outcome:
     if not str(row.get("name", "")).strip():
         raise Rejected("missing_field", "name: a new company needs a name", "name")
     stamp = now_iso()
-    record = {"_id": new_id(), "domains": [], "custom": {}, **row,
+    record = {"_id": None, "domains": [], "custom": {}, **row,
               "createDate": stamp, "updatedAt": stamp}
+    record["_id"] = new_id()  # the server's, whatever the row held
     return Outcome("created", tenant.put_company(record))
 
 
+def _same_id(old: dict, row: dict, what: str) -> None:
+    """An ``_id`` in an update names the record it updates, or the row is refused."""
+    if "_id" in row and row["_id"] != old["_id"]:
+        raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {what}'s _id "
+                       f"({old['_id']}); an _id is set by the server and never changes", "_id")
+
+
 def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
+    _same_id(old, row, "company")
     for key, reason in (("externalId", "duplicate_external_id"), ("sourceId", "duplicate_source_id")):
         other = (tenant.company_by_external_id if key == "externalId"
                  else tenant.company_by_source_id)(row.get(key))
@@ -173,9 +186,14 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
 
 
 def _match_person(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
-    """(record, the key that found it) by the matching rule."""
-    found = tenant.person(row.get("_id"))
-    if found is not None:
+    """(record, the key that found it) by the matching rule.
+
+    An ``_id`` names an existing record or nothing: one that is unknown is ``unknown_id``,
+    whatever the other keys would match (ids are the server's; no row creates one)."""
+    if "_id" in row:
+        found = tenant.person(row["_id"])
+        if found is None:
+            raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
         return found, "_id"
     found = tenant.person_by_source_id(row.get("sourceId"))
     if found is not None:
@@ -187,8 +205,6 @@ def _match_person(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
         person = _one_by_email(tenant, row)
         if person is not None:
             return person, "email"
-    if "_id" in row:
-        raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
     return None, None
 
 
@@ -225,7 +241,7 @@ def _email_decision(tenant: Tenant, old: dict, outcome: Outcome, row: dict, sour
                          for k in replaced)
         tenant.add_report("matched_by_email", f"email: {row.get('email')!r} matched end user "
                           f"{old['_id']} (emailMatch: attach); {what}", row, source,
-                          outcome.decision)
+                          decision=outcome.decision)
 
 
 def upsert_enduser(tenant: Tenant, row, source: str | None = None) -> Outcome:
@@ -249,9 +265,10 @@ def create_enduser(tenant: Tenant, row: dict) -> Outcome:
                        "email: a new end user needs an email, externalId or sourceId", "email")
     company, ref = company_for(tenant, row, row.get("email"))
     stamp = now_iso()
-    record = {"_id": new_id(), "archived": False, "custom": {},
+    record = {"_id": None, "archived": False, "custom": {},
               **{k: v for k, v in row.items() if k not in _REF_KEYS},
               "createDate": stamp, "updatedAt": stamp}
+    record["_id"] = new_id()  # the server's, whatever the row held
     _derive_name(record, row, None)
     if company is not None:
         _attach(record, company)
@@ -274,6 +291,7 @@ def _unassigned(tenant: Tenant, record: dict, row: dict, ref: str | None) -> Out
 
 def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
     """Update a matched end user or pending contact with a checked row."""
+    _same_id(old, row, "end user")
     for key, reason, lookup in (
         ("externalId", "duplicate_external_id", tenant.person_by_external_id),
         ("sourceId", "duplicate_source_id", tenant.person_by_source_id),
@@ -397,13 +415,44 @@ def _keys(record: dict, decision: dict | None = None) -> dict:
 
 
 def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -> BulkResult:
+    """Apply the rows in order; each row succeeds or fails alone. A row that fails in a way
+    nobody foresaw (a bug of ours) is a row error ``internal_error`` too, never a 500 that
+    leaves the rows before it applied and the caller told nothing."""
     result = BulkResult()
     for index, row in enumerate(rows):
-        result.add(index, upsert(tenant, row, source), row)
+        result.add(index, apply_alone(tenant, index, row, upsert, source), row)
     return result
 
 
+def apply_alone(tenant: Tenant, index: int, row, apply, source: str | None) -> Outcome:
+    """``apply(tenant, row, source)`` for the row at ``index`` of a bulk; an exception nobody
+    foresaw (a bug of ours) fails this row alone, as ``internal_error`` in the report."""
+    try:
+        return apply(tenant, row, source)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logger.exception("bulk row %d failed", index)
+        message = f"body[{index}]: the row failed ({type(exc).__name__}: {exc})"
+        tenant.add_report("internal_error", message, row, source)
+        return Outcome("rejected", None, "internal_error", message, f"body[{index}]")
+
+
 # ----- activities ----------------------------------------------------------------------------
+# Set by the server on every activity; a row's values for them are not kept. The inputs are
+# ACTIVITY_FIELDS (email, externalId, name, companyExternalId, action, weight, date, info) and
+# any other field, kept as sent.
+ACTIVITY_SERVER_FIELDS = frozenset({"_id", "enduserId", "companyId", "createDate"})
+
+
+def _report_ignored(tenant: Tenant, row, source, ignored: list, sent, person: dict) -> None:
+    """The activity was stored, but part of its row was not kept: say which part, and why."""
+    notes = [f"{name}: set by the server; the row's {name} was not kept" for name in ignored]
+    if sent and sent != person.get("externalId"):
+        notes.append(f"externalId: no end user has externalId {sent!r}; the activity was "
+                     f"credited by email to end user {person['_id']} and carries its "
+                     f"externalId ({person.get('externalId')!r})")
+    tenant.add_report("ignored_field", "; ".join(notes), row, source)
+
+
 def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
     """Store a user activity against its end user, or report why it could not be.
 
@@ -424,10 +473,17 @@ def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
             person = _new_user_of_activity(tenant, clean)
             decision = {"createdEnduser": person["_id"], "companyId": person["companyId"]}
         stamp = now_iso()
-        record = {"_id": new_id(), "enduserId": person["_id"],
-                  "companyId": person.get("companyId"), "weight": 1, "info": {}, "date": stamp,
-                  **clean, "createDate": stamp}
-        record.setdefault("externalId", person.get("externalId"))
+        record = {"_id": None, "enduserId": None, "companyId": None, "weight": 1, "info": {},
+                  "date": stamp, **clean, "createDate": stamp}
+        # Server-owned: whatever the row sent, the activity is the credited person's.
+        record["_id"] = new_id()
+        record["enduserId"] = person["_id"]
+        record["companyId"] = person.get("companyId")
+        sent = clean.get("externalId")
+        record["externalId"] = person.get("externalId")
+        ignored = ACTIVITY_SERVER_FIELDS.intersection(clean)
+        if ignored or (sent and sent != record["externalId"]):
+            _report_ignored(tenant, row, source, sorted(ignored), sent, person)
         tenant.add_activity(record)
         return Outcome("created", record, decision=decision)
     return attempt(tenant, write, row, source)

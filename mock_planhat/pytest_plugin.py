@@ -118,7 +118,8 @@ def planhat_server():
     from mock_planhat import Config, create_app
     from mock_planhat.server import Server
 
-    server = Server(create_app(Config(journal_size=100_000)), "127.0.0.1", 0).start()
+    config = Config(journal_size=100_000, journal_bytes=128 * 1024 * 1024)
+    server = Server(create_app(config), "127.0.0.1", 0).start()
     yield server
     server.stop()
 

@@ -6,6 +6,7 @@ A check returns a `FieldError` naming the field, or None. Unknown fields are kep
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -134,6 +135,33 @@ COMPANY_FIELDS = {
     "phase": _text, "status": _status, "domains": _list_of(_key), "custom": _object,
     "source": _text,
 }
+DIMENSION_MODELS = ("Company", "EndUser", "Asset", "Project")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})"
+                   r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?\Z")
+
+
+def _model(value, field):
+    if value not in DIMENSION_MODELS:
+        shown = repr(value) if isinstance(value, str) else _type_name(value)
+        raise FieldError(field, f"{shown[:80]} is not one of {', '.join(DIMENSION_MODELS)}")
+
+
+def _date(value, field):
+    """An ISO 8601 date or date-time (``2024-06-01``, ``2024-06-01T12:00:00Z``)."""
+    match = _DATE.match(value) if isinstance(value, str) else None
+    try:
+        if match is None:
+            raise ValueError
+        datetime.date(*(int(match.group(i)) for i in (1, 2, 3)))
+    except ValueError:
+        shown = repr(value)[:80] if isinstance(value, str) else _type_name(value)
+        raise FieldError(field, f"{shown} is not an ISO 8601 date (2024-06-01 or "
+                         "2024-06-01T12:00:00Z)") from None
+
+
+DIMENSION_FIELDS = {
+    "dimensionId": _key, "value": _number, "externalId": _key, "model": _model, "date": _date,
+}
 ACTIVITY_FIELDS = {
     "email": _email, "externalId": _key, "name": _text, "companyExternalId": _key,
     "companyId": _key, "action": _text, "weight": _number, "date": _text, "info": _object,
@@ -156,5 +184,6 @@ def check_row(row, fields: dict, where: str = "") -> dict:
         else:
             check_depth(value, name)
         if key not in SERVER_FIELDS:
-            clean[key] = value.strip() if key == "email" else value
+            # Only a declared email is known to be a string; an undeclared field is kept as sent.
+            clean[key] = value.strip() if check is _email else value
     return clean

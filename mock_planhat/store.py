@@ -10,20 +10,22 @@ is released.
 
 from __future__ import annotations
 
-import itertools
-import os
+import secrets
 import threading
 import time
-from collections import Counter, deque
 from datetime import datetime, timezone
 
-_ID_PREFIX = os.urandom(5).hex()
-_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE, Report
 
 
 def new_id() -> str:
-    """A 24-hex-character id shaped like a MongoDB ObjectId (time, process, counter)."""
-    return f"{int(time.time()) & 0xFFFFFFFF:08x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
+    """24 hexadecimal characters, like Planhat's ids, but random (96 bits): no client can
+    predict one, and two never meet in practice. Ids are the server's alone: no row sets one."""
+    return secrets.token_hex(12)
+
+
+class IdCollision(Exception):
+    """A create met an existing record's id: never overwritten (never expected either)."""
 
 
 _last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its text)
@@ -99,13 +101,14 @@ class Tenant:
     """All state of one Planhat tenant. Both of its tokens route requests to it."""
 
     def __init__(self, tenant_token: str, api_token: str, unassigned: str = "hold",
-                 report_size: int = 10_000, email_match: str = "attach") -> None:
+                 report_size: int = DEFAULT_REPORT_SIZE, report_bytes: int = DEFAULT_REPORT_BYTES,
+                 payload_bytes: int = DEFAULT_PAYLOAD_BYTES, email_match: str = "attach") -> None:
         self.tenant_token = tenant_token
         self.api_token = api_token
         self.unassigned = unassigned
         self.email_match = email_match  # "attach" (the seeds' rule) or "strict"
         self.lock = threading.RLock()
-        self.report_size = report_size
+        self.report = Report(report_size, report_bytes, payload_bytes)
         self.clear()
 
     def clear(self) -> None:
@@ -114,8 +117,7 @@ class Tenant:
         self.pending: dict[str, dict] = {}
         self.activities: list[dict] = []
         self.dimensiondata: list[dict] = []
-        self.report: deque[dict] = deque(maxlen=self.report_size)
-        self.report_counts: Counter[str] = Counter()
+        self.report.clear()
         self._company_ext = _KeyIndex()
         self._company_src = _KeyIndex()
         self._company_domain = _MultiIndex()
@@ -140,6 +142,8 @@ class Tenant:
     def put_company(self, record: dict, old: dict | None = None) -> dict:
         """Insert or replace a company record, keeping the indexes and members in step."""
         cid = record["_id"]
+        if old is None and cid in self.companies:
+            raise IdCollision(f"_id: a company has _id {cid} already")
         self._company_ext.set(old and old.get("externalId"), record.get("externalId"), cid)
         self._company_src.set(old and old.get("sourceId"), record.get("sourceId"), cid)
         for domain in (old or {}).get("domains") or ():
@@ -188,6 +192,8 @@ class Tenant:
     def put_person(self, record: dict, old: dict | None = None, pending: bool = False) -> dict:
         """Insert or replace an end user (or a pending contact), keeping indexes in step."""
         pid = record["_id"]
+        if old is None and (pid in self.endusers or pid in self.pending):
+            raise IdCollision(f"_id: an end user has _id {pid} already")
         self._person_ext.set(old and old.get("externalId"), record.get("externalId"), pid)
         self._person_src.set(old and old.get("sourceId"), record.get("sourceId"), pid)
         old_email = old.get("email") if old else None
@@ -223,15 +229,19 @@ class Tenant:
     def add_activity(self, record: dict) -> None:
         self.activities.append(record)
 
+    @property
+    def report_counts(self):
+        """Report entries by reason since the last clear (kept or dropped by the bound)."""
+        return self.report.counts
+
     def add_report(self, reason: str, message: str, payload=None, source: str | None = None,
-                   decision: dict | None = None):
-        entry = {"reason": reason, "message": message, "payload": payload,
-                 "source": source, "time": now_iso()}
+                   raw: bytes | None = None, decision: dict | None = None):
+        """Report what was not applied; ``raw``, the body the payload came from, lets a large
+        one be bounded without serialising it; ``decision``, the matching decision behind it."""
+        entry = {"reason": reason, "message": message, "source": source, "time": now_iso()}
         if decision is not None:
             entry["decision"] = decision
-        self.report.append(entry)
-        self.report_counts[reason] += 1
-        return entry
+        return self.report.add(entry, payload, raw)
 
     def snapshot(self) -> dict:
         """The whole state as JSON-able data (copies, so callers may not mutate the store)."""
@@ -244,6 +254,6 @@ class Tenant:
             "pending": list(self.pending.values()),
             "activities": list(self.activities),
             "dimensiondata": list(self.dimensiondata),
-            "report": list(self.report),
-            "reportCounts": dict(self.report_counts),
+            "report": self.report.entries(),
+            "reportCounts": dict(self.report.counts),
         }

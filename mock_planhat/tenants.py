@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import deque
 
+from .report import Report
 from .store import Tenant, now_iso
 
 
@@ -24,7 +24,8 @@ class Registry:
         self._by_tenant_token: dict[str, Tenant] = {}
         self._by_api_token: dict[str, Tenant] = {}
         # Requests that named no known tenant: nowhere else to keep them.
-        self.unknown_tenant_report: deque[dict] = deque(maxlen=config.report_size)
+        self.unknown_tenant_report = Report(config.report_size, config.report_bytes,
+                                            config.payload_bytes)
         self.default = self.add(config.tenant_token, config.api_token, config.unassigned,
                                 config.email_match)
 
@@ -42,7 +43,8 @@ class Registry:
                     raise TokenConflict(field, f"{token!r} is already the {role} token of "
                                         "a tenant")
             tenant = Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
-                            self.config.report_size,
+                            self.config.report_size, self.config.report_bytes,
+                            self.config.payload_bytes,
                             email_match or self.config.email_match)
             self._by_tenant_token[tenant_token] = tenant
             self._by_api_token[api_token] = tenant
@@ -72,7 +74,9 @@ class Registry:
         with self._lock:
             return list(self._by_tenant_token.values())
 
-    def report_unknown_tenant(self, token: str, payload, source: str) -> None:
-        self.unknown_tenant_report.append({
+    def report_unknown_tenant(self, token: str, payload, source: str,
+                              raw: bytes | None = None) -> None:
+        """``raw``: the body the payload came from, to bound a large one cheaply."""
+        self.unknown_tenant_report.add({
             "reason": "unknown_tenant", "message": f"tenantToken: no tenant has token {token!r}",
-            "payload": payload, "source": source, "time": now_iso(), "tenant": token})
+            "source": source, "time": now_iso(), "tenant": token}, payload, raw)

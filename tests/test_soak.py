@@ -1,4 +1,6 @@
-"""Soak: 60 s of mixed load from 4 clients against a live server on loopback.
+"""Soak: 60 s of mixed load from 4 clients against a live server on loopback; and the byte
+bounds: 40 x 30 MB posts for an unknown tenant and a flood of 4,000 x 65 KB requests to a 404
+path keep the server (its own process, default flags) under 300 MB of RSS.
 
 No request may fail (every answer is the one its request expects), and the process's RSS
 after the warm-up and at the end must stay within a small margin: the journal and the report
@@ -10,7 +12,11 @@ from __future__ import annotations
 
 import base64
 import gc
+import json
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -141,3 +147,67 @@ def test_soak(server):
     assert len(report["entries"]) <= REPORT * 2  # the tenant's and the unknown-tenant deque
     allowed = max(warm * RSS_MARGIN, 16 * 1024)
     assert end - warm <= allowed, f"RSS grew {end - warm} KiB (allowed {allowed:.0f})"
+
+
+# ----- byte bounds: what clients send cannot grow the server past RSS_BOUND ------------------
+RSS_BOUND_MB = 300  # the README's bound, with the default flags
+BIG_POSTS, BIG_BYTES = 40, 30 * 1024 * 1024
+FLOOD_POSTS, FLOOD_BYTES = 4_000, 65 * 1024
+
+
+@pytest.fixture
+def server_process():
+    """The fake as users start it (default bounds), in its own process: its RSS is its own."""
+    process = subprocess.Popen([sys.executable, "-m", "mock_planhat", "--port", "0", "--quiet"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://\S+", line)
+        assert match, f"the server did not start: {line!r}"
+        yield process, match.group(0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def process_memory_mb(pid: int) -> dict[str, int]:
+    """``VmRSS`` (now) and ``VmHWM`` (the peak) of a process, in MB."""
+    found = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                found[line.split(":")[0]] = int(line.split()[1]) // 1024
+    return found
+
+
+def test_soak_byte_bounds_hold_under_unknown_tenant_posts_and_a_404_flood(server_process):
+    process, url = server_process
+    row = json.dumps({"externalId": "x" * 20, "action": "Signed in",
+                      "info": {"plan": "pro", "note": "y" * 560}}).encode()
+    body = b"[" + b",".join([row] * (BIG_BYTES // (len(row) + 1))) + b"]"
+    assert len(body) > BIG_BYTES - 1024
+    session = requests.Session()
+    headers = {"Content-Type": "application/json"}
+    for i in range(BIG_POSTS):
+        response = session.post(f"{url}/analytics/bulk/unknown-{i}", data=body,
+                                headers=headers, timeout=120)
+        assert response.status_code == 200, response.text[:300]
+    after_posts = process_memory_mb(process.pid)
+    flood = b"x" * FLOOD_BYTES
+    for i in range(FLOOD_POSTS):
+        assert session.post(f"{url}/nowhere/{i}", data=flood, timeout=30).status_code == 404
+    after_flood = process_memory_mb(process.pid)
+    report = session.get(f"{url}/__admin/report", timeout=60).json()
+    journal = session.get(f"{url}/__admin/requests", timeout=60).json()
+    assert session.get(f"{url}/__admin/state", timeout=60).status_code == 200
+    end = process_memory_mb(process.pid)
+    print(f"\nbyte bounds: after {BIG_POSTS} x 30 MB {after_posts}, after the flood "
+          f"{after_flood}, after the admin reads {end} (MB)")
+    # What was kept says it was cut, and counts what it dropped.
+    assert report["counts"] == {"unknown_tenant": BIG_POSTS}
+    assert all(e["payload"]["truncated"] for e in report["entries"])
+    assert journal["total"] >= BIG_POSTS + FLOOD_POSTS and journal["dropped"] > 0
+    assert journal["bytes"] <= journal["maxBytes"]
+    assert journal["requests"][-1]["body"]["truncated"] is True
+    assert end["VmHWM"] < RSS_BOUND_MB, f"RSS peaked at {end['VmHWM']} MB"
+    assert end["VmRSS"] < RSS_BOUND_MB

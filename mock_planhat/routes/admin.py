@@ -6,6 +6,7 @@ No auth; the app answers it for loopback clients only.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -15,6 +16,7 @@ from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
 from ..tenants import TokenConflict
+from .common import single_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -117,12 +119,36 @@ def delete_tenant(token):
     return jsonify({"deleted": tenant.tenant_token})
 
 
+def _paging() -> tuple[int, int | None]:
+    """``offset`` and ``limit`` of an admin list (no limit: every kept entry — the byte bounds
+    keep that finite)."""
+    values = []
+    for name in ("offset", "limit"):
+        raw = single_arg(name)
+        if raw is None:
+            values.append(None)
+            continue
+        if not raw.isascii() or not raw.isdigit():  # an empty value too, as on the lists
+            raise ApiError(400, "invalid_query", f"{name}: {raw[:40]!r} is not a whole number "
+                           ">= 0", name)
+        values.append(int(raw))
+    return values[0] or 0, values[1]
+
+
+def _page(items: list, offset: int, limit: int | None) -> list:
+    return items[offset:] if limit is None else items[offset:offset + limit]
+
+
 @bp.get("/requests")
 def journal():
     fake = _fake()
+    offset, limit = _paging()
     token = _tenant().tenant_token if "tenant" in request.args else None
-    return jsonify({"size": fake.journal.size, "total": fake.journal.total,
-                    "requests": fake.journal.entries(token)})
+    journal = fake.journal
+    return jsonify({"size": journal.size, "total": journal.total, "kept": journal.count(token),
+                    "dropped": journal.dropped, "bytes": journal.bytes,
+                    "maxBytes": journal.max_bytes, "offset": offset, "limit": limit,
+                    "requests": journal.entries(token, offset, limit)})
 
 
 @bp.delete("/requests")
@@ -134,16 +160,28 @@ def clear_journal():
 
 @bp.get("/report")
 def report():
+    """One tenant's report; without ``tenant``, the default tenant's and the unknown-tenant
+    one's together. ``counts`` and ``dropped`` cover the same entries as ``entries`` (the same
+    reports, the same ``reason``): ``counts[r]`` = kept entries of ``r`` + ``dropped[r]``."""
     tenant = _tenant()
-    with tenant.lock:
-        entries = list(tenant.report)
-        counts = dict(tenant.report_counts)
+    offset, limit = _paging()
+    reason = request.args.get("reason") or None
+    reports = [tenant.report]
     if "tenant" not in request.args:
-        entries += list(_fake().registry.unknown_tenant_report)
-    reason = request.args.get("reason")
-    if reason:
-        entries = [e for e in entries if e["reason"] == reason]
-    return jsonify({"tenant": tenant.tenant_token, "counts": counts, "entries": entries})
+        reports.append(_fake().registry.unknown_tenant_report)
+    counts, dropped, texts = Counter(), Counter(), []
+    for one in reports:
+        more_counts, more_dropped = one.tallies(reason)
+        counts.update(more_counts)
+        dropped.update(more_dropped)
+        texts += one.texts(reason)
+    head = json.dumps({"tenant": tenant.tenant_token, "counts": dict(counts),
+                       "dropped": dict(dropped), "total": sum(counts.values()),
+                       "kept": len(texts), "offset": offset, "limit": limit},
+                      separators=(",", ":"))
+    # The entries are kept as JSON text: spliced in, not parsed and written again.
+    body = f'{head[:-1]},"entries":[{",".join(_page(texts, offset, limit))}]}}\n'
+    return Response(body, mimetype="application/json")
 
 
 @bp.post("/faults")

@@ -4,7 +4,7 @@ Like Planhat, these are data sinks: once the body is received they answer 200, a
 could not be applied (a body that is not JSON, unknown tenant, unknown user, a bad row) goes
 to the report. The ``Content-Type`` is not checked (browsers' ``sendBeacon`` posts JSON as
 ``text/plain``); a body that is not JSON, or not the shape the path takes, is reported as
-``invalid_json`` / ``invalid_body`` with its first 64 KB as text.
+``invalid_json`` / ``invalid_body`` with its head as text (``--payload-bytes`` less 1 KB).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import ApiError, json_response, loads
-from ..matching import BULK_LIMIT, record_activity
-from ..records import FieldError, check_row
+from ..matching import BULK_LIMIT, apply_alone, record_activity
+from ..records import DIMENSION_FIELDS, FieldError, check_row
 from ..store import new_id, now_iso
 
 bp = Blueprint("analytics", __name__)
-DIMENSION_FIELDS = ("dimensionId", "value", "externalId", "model", "date")
-RAW_KEPT = 64 * 1024  # bytes of a bad body kept in its report entry
+ENVELOPE = 1024  # room for the entry's other fields within --payload-bytes
 _SHAPES = {dict: "an object", list: "an array"}
 
 
@@ -50,8 +49,9 @@ def _sink_body(expect):
 def _raw_payload() -> dict:
     """A bad body as a report payload: its text, bounded."""
     raw = request.get_data(cache=True)
-    return {"body": raw[:RAW_KEPT].decode("utf-8", "replace"),
-            "truncated": len(raw) > RAW_KEPT, "bytes": len(raw),
+    kept = max(0, current_app.extensions["mock_planhat"].config.payload_bytes - ENVELOPE)
+    return {"body": raw[:kept].decode("utf-8", "replace"),
+            "truncated": len(raw) > kept, "bytes": len(raw),
             "contentType": request.content_type}
 
 
@@ -66,8 +66,8 @@ def _report_bad_body(token: str, exc: _BadBody) -> None:
 def _tenant(token: str, payload):
     registry = current_app.extensions["mock_planhat"].registry
     tenant = registry.by_tenant_token(token)
-    if tenant is None:
-        registry.report_unknown_tenant(token, payload, request.path)
+    if tenant is None:  # the body's size bounds the report entry without serialising it
+        registry.report_unknown_tenant(token, payload, request.path, request.get_data())
     return tenant
 
 
@@ -80,7 +80,8 @@ def _activities(token: str, rows: list):
             for i in range(len(rows))]})
     source = request.path  # once, not a context-local lookup per row
     with tenant.lock:
-        outcomes = [record_activity(tenant, row, source) for row in rows]
+        outcomes = [apply_alone(tenant, i, row, record_activity, source)
+                    for i, row in enumerate(rows)]
     processed = sum(o.status == "created" for o in outcomes)
     return json_response({"processed": processed,
                           "notApplied": [{"index": i, "reason": o.reason, "message": o.message}
@@ -124,6 +125,9 @@ def dimensiondata(token):
         return jsonify({"processed": 0, "errors": [
             {"index": 0, "field": "body", "message": exc.message}]})
     rows = body if isinstance(body, list) else [body]
+    if len(rows) > BULK_LIMIT:
+        raise ApiError(400, "too_many_items", f"body: {len(rows)} items; at most "
+                       f"{BULK_LIMIT} per request", "body")
     tenant = _tenant(token, rows)
     if tenant is None:
         return jsonify({"processed": 0, "errors": []})
@@ -131,18 +135,21 @@ def dimensiondata(token):
     with tenant.lock:
         for index, row in enumerate(rows):
             try:
-                clean = check_row(row, {}, f"[{index}].")
+                clean = check_row(row, DIMENSION_FIELDS, f"[{index}].")
                 missing = [k for k in ("dimensionId", "value") if k not in clean]
                 if missing:
                     raise FieldError(f"[{index}].{missing[0]}", "is required")
-                if not (isinstance(clean["value"], (int, float))
-                        and not isinstance(clean["value"], bool)):
-                    raise FieldError(f"[{index}].value", "must be a number")
             except FieldError as exc:
-                errors.append({"index": index, "field": exc.field, "message": str(exc)})
+                errors.append({"index": index, "reason": "invalid_metric", "field": exc.field,
+                               "message": str(exc)})
                 tenant.add_report("invalid_metric", str(exc), row, request.path)
                 continue
-            tenant.dimensiondata.append({"_id": new_id(), "date": now_iso(), **clean,
-                                         "createDate": now_iso()})
+            stamp = now_iso()
+            record = {"_id": None, "date": stamp, **clean, "createDate": stamp}
+            record["_id"] = new_id()  # the server's, whatever the row held
+            if "_id" in clean:
+                tenant.add_report("ignored_field", f"[{index}]._id: set by the server; the "
+                                  "row's _id was not kept", row, request.path)
+            tenant.dimensiondata.append(record)
             processed += 1
     return jsonify({"processed": processed, "errors": errors})

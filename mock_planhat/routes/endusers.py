@@ -95,15 +95,15 @@ def create():
     row = checked_body(ENDUSER_FIELDS)
     with tenant.lock:
         def write():
-            for key in ("_id", "sourceId", "externalId"):
+            if "_id" in row:
+                raise Rejected("invalid_field", "_id: is set by the server on create", "_id")
+            for key in ("sourceId", "externalId"):
                 existing = match_person(tenant, {key: row[key]}) if row.get(key) else None
                 if existing is not None:
                     raise Rejected("duplicate_" + ("external_id" if key == "externalId" else
-                                                   "source_id" if key == "sourceId" else "id"),
+                                                   "source_id"),
                                    f"{key}: {row[key]!r} belongs to end user {existing['_id']}",
                                    key)
-            if "_id" in row:
-                raise Rejected("invalid_field", "_id: is set by the server on create", "_id")
             return create_enduser(tenant, row)
         return outcome_response(attempt(tenant, write, row, request.path))
 

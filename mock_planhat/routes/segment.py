@@ -108,7 +108,7 @@ def tracking_api(kind: str):
     registry = current_app.extensions["mock_planhat"].registry
     tenant = registry.by_tenant_token(token)
     if tenant is None:
-        registry.report_unknown_tenant(token, _without_key(body), request.path)
+        registry.report_unknown_tenant(token, _without_key(body), request.path, raw)
         return jsonify({"success": True})
     fault = attribute_tenant(tenant.tenant_token)
     if fault is not None:
