@@ -19,7 +19,7 @@ from .common import Figure
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-FIGURES = ("e2e", "matching", "http", "startup", "memory")
+FIGURES = ("e2e", "matching", "http", "startup", "memory", "dashboard")
 
 
 def measure(only: set[str], quick: bool) -> list[Figure]:
@@ -47,6 +47,12 @@ def measure(only: set[str], quick: bool) -> list[Figure]:
         from .bench_memory import memory
 
         figures.append(memory(rounds=1 if quick else 3))
+    if "dashboard" in only:
+        from .bench_dashboard import dashboard
+
+        figures.append(dashboard(rounds=2 if quick else 5,
+                                 users=10_000 if quick else 100_000,
+                                 activities=50_000 if quick else 500_000))
     return figures
 
 

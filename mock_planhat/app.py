@@ -41,19 +41,22 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.wsgi_app = _SizedBodies(app.wsgi_app, config.max_body)
     errors.register(app)
 
+    from .dashboard import bp as dashboard_bp
     from .routes import admin, analytics, companies, endusers, segment
 
     for module in (endusers, companies, analytics, admin, segment):
         app.register_blueprint(module.bp)
+    app.register_blueprint(dashboard_bp)
+    admin_from = [ipaddress.ip_network(n, strict=False) for n in config.admin_from]
 
     @app.before_request
     def _before():
         if _BAD_CHUNKS in request.environ:
             _bad_chunks(request.environ[_BAD_CHUNKS])
-        if request.path.startswith("/__admin"):
-            if not _is_loopback(request.remote_addr):
-                raise errors.ApiError(403, "forbidden",
-                                      "the admin API answers loopback clients only", None)
+        if _is_admin(request.path):
+            if not _admin_allowed(request.remote_addr, admin_from):
+                raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "
+                                      "loopback clients only (and --admin-from networks)", None)
             return None
         return apply_fault(fake, _request_tokens(fake, _tenant_hint()))
 
@@ -62,15 +65,17 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         path = request.path
         if (response.content_length or 0) > _LARGE:  # a large answer, made of large parts
             request.environ[_TRIM] = True
-        if not path.startswith("/__admin"):
+        if not _is_admin(path):
+            environ = request.environ
             size = request.content_length or 0
             try:
-                body = request.environ.get(JOURNAL_BODY) or (
+                body = environ.get(JOURNAL_BODY) or (
                     request.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
             fake.journal.record(request.method, path, response.status_code, body,
-                                _tenant_hint(), request.query_string.decode("latin-1"))
+                                _tenant_hint(), request.query_string.decode("latin-1"),
+                                environ, response)
         return response
 
     @app.teardown_request
@@ -206,13 +211,23 @@ def _tenant_hint() -> str | None:
     return environ[_HINT]
 
 
-def _is_loopback(addr: str | None) -> bool:
+def _is_admin(path: str) -> bool:
+    """The admin API and the dashboard (``/``): loopback only, never journaled."""
+    return path.startswith("/__admin") or path == "/"
+
+
+def _admin_allowed(addr: str | None, networks: list) -> bool:
     if not addr:
         return True  # in-process (WSGI) callers have no socket
     try:
-        return ipaddress.ip_address(addr.split("%")[0]).is_loopback
+        ip = ipaddress.ip_address(addr.split("%")[0])
     except ValueError:
         return False
+    if ip.is_loopback:
+        return True
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks if network.version == ip.version)
 
 
 def fake_of(app: Flask) -> Fake:

@@ -24,6 +24,7 @@ from .config import (
     ENV_UNASSIGNED,
     UNASSIGNED_POLICIES,
     Config,
+    check_cidr,
 )
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
 
@@ -90,6 +91,10 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    help="close a connection that sends nothing for this long, while sending "
                         "a request or idle between requests; 0 for no limit (default "
                         "%(default)g)")
+    p.add_argument("--admin-from", action="append", default=[], type=_cidr, metavar="CIDR",
+                   help="also answer the admin API and the dashboard for clients in this "
+                        "network, e.g. a Docker network 172.17.0.0/16 (repeatable; default: "
+                        "loopback clients only)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -133,6 +138,11 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 86_400:
         raise argparse.ArgumentTypeError(f"{text} must be from 0 to 86400 seconds")
     return value
+def _cidr(text: str) -> str:
+    try:
+        return check_cidr(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
 
 
 def _count(text: str) -> int:
@@ -177,7 +187,8 @@ def serve(args) -> int:
                                  report_size=args.report_size,
                                  report_bytes=args.report_bytes,
                                  payload_bytes=args.payload_bytes,
-                                 max_body=args.max_body or DEFAULT_MAX_BODY)
+                                 max_body=args.max_body or DEFAULT_MAX_BODY,
+                                 admin_from=args.admin_from)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2
@@ -193,7 +204,8 @@ def serve(args) -> int:
           f"{config.tenant_token}; Segment write key)\n"
           f"  API token:    {config.api_token}   (REST: Authorization: Bearer "
           f"{config.api_token})\n"
-          f"  admin:        {server.url}/__admin/state", flush=True)
+          f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
+          flush=True)
     return run_until_signal(server)
 
 

@@ -44,6 +44,18 @@ ENV_FLAGS = {
 }
 
 
+def check_cidr(text) -> str:
+    """A network such as ``172.17.0.0/16`` (or one address); ValueError names the flag."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except (ValueError, TypeError):
+        raise ValueError(f"admin-from: {text!r} is not a network (CIDR such as "
+                         "172.17.0.0/16) or an address") from None
+    return text
+
+
 @dataclass
 class Config:
     """Everything the app factory needs; `from_env()` reads the environment variables."""
@@ -58,6 +70,7 @@ class Config:
     report_bytes: int = DEFAULT_REPORT_BYTES
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     max_body: int = DEFAULT_MAX_BODY
+    admin_from: list = field(default_factory=list)  # CIDRs besides loopback (--admin-from)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +92,8 @@ class Config:
         for name in ("journal_bytes", "report_size", "report_bytes", "payload_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        for cidr in self.admin_from:
+            check_cidr(cidr)
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:

@@ -1,15 +1,22 @@
 """The request journal: the newest requests the fake answered, bounded by count and by bytes,
 oldest dropped first.
 
-Recording is on every request's path, reading is rare: an entry keeps the raw body and the
-clock reading, and is turned into its JSON shape (body parsed, time formatted) when read.
+Recording is on every request's path, reading is rare: an entry keeps the raw request and
+response bodies, the clock reading and the rows' decisions (compact tuples, see
+:func:`mock_planhat.trace.settle`), and is turned into its JSON shape (bodies parsed, time
+formatted, decisions rendered) when read.
 A body over ``payload_bytes`` keeps its head only. An entry's size is the length of its
 bytes and text fields plus a fixed overhead (no serialising on the request's path); the
-entries kept never add up to more than ``max_bytes``.
+entries kept never add up to more than ``max_bytes`` (a decision counts ``DECISION_BYTES``).
+
+Every entry has an id (increasing). A Segment call's entry lists the Planhat requests it caused
+(``caused``); each of those names it back (``parent``).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
 import threading
 import time
 from collections import deque
@@ -25,6 +32,14 @@ from .report import DEFAULT_PAYLOAD_BYTES
 JOURNAL_BODY = "mock_planhat.journal_body"
 
 ENTRY_OVERHEAD = 300  # bytes an entry costs besides its bytes and text fields
+ENTRY_ID = "mock_planhat.entry_id"  # the id reserved for this request's entry
+DECISIONS = "mock_planhat.decisions"  # [[decision, ...], ...] of this request (trace.settle)
+PARENT = "mock_planhat.parent"  # (entry id, list of caused ids) of the request that caused this
+CAUSED = "mock_planhat.caused"  # the ids of the requests this one caused
+DECISION_BYTES = 200  # what a kept decision counts against the byte bound
+MAX_DECISIONS_SHOWN = 100  # decisions rendered per entry in a listing (the count is exact)
+KEPT_HEADERS = ("Content-Type", "Retry-After", "Location", "Allow")
+FILTERS = ("tenant", "method", "path", "status", "since", "limit", "offset", "order")
 
 
 class _Truncated(NamedTuple):
@@ -42,6 +57,11 @@ class _Entry(NamedTuple):
     body: bytes | _Truncated
     time: float
     tenant: str | None
+    id: int = 0
+    response: tuple | None = None  # (((header, value), ...), body bytes | _Truncated)
+    decisions: list | None = None  # [[decision, ...], ...]
+    parent: int | None = None
+    caused: list | None = None
 
 
 def _size(entry: tuple) -> int:
@@ -64,15 +84,47 @@ class Journal:
         self.total = 0  # every request recorded since the start (never reset)
         self.dropped = 0  # of those, dropped by the count or byte bound
         self.bytes = 0
+        self._ids = itertools.count(1)
+
+    def reserve(self, environ: dict) -> int:
+        """The id of the entry this request will get (so its decisions can name it first)."""
+        entry_id = environ.get(ENTRY_ID)
+        if entry_id is None:
+            entry_id = environ[ENTRY_ID] = next(self._ids)
+        return entry_id
 
     def record(self, method: str, path: str, status: int, body: bytes, tenant: str | None,
-               query: str = "") -> None:
+               query: str = "", environ: dict | None = None, response=None) -> int | None:
+        """Keep one request: ``environ`` carries its reserved id, decisions and links,
+        ``response`` is the Flask response it got."""
+        entry_id = parent = decisions = caused = None
+        if environ is not None:
+            entry_id = environ.get(ENTRY_ID)
+            decisions = environ.get(DECISIONS)
+            caused = environ.get(CAUSED)
+            link = environ.get(PARENT)
+            if link is not None:
+                parent = link[0]
+        if entry_id is None:
+            entry_id = next(self._ids)
+        if parent is not None:
+            link[1].append(entry_id)
         if self.size == 0:
-            return
-        kept = _Truncated(len(body), body[:self.payload_bytes]) \
-            if len(body) > self.payload_bytes else body
-        entry = _Entry(method, path, query, status, kept, time.time(), tenant)
+            return entry_id
+        bound = self.payload_bytes
+        kept = _Truncated(len(body), body[:bound]) if len(body) > bound else body
+        answer = None
+        if response is not None:
+            data = b"" if response.direct_passthrough or response.is_streamed \
+                else response.get_data()
+            headers = response.headers
+            answer = (tuple((k, headers[k]) for k in KEPT_HEADERS if k in headers),
+                      _Truncated(len(data), data[:bound]) if len(data) > bound else data)
+        entry = _Entry(method, path, query, status, kept, time.time(), tenant, entry_id,
+                       answer, decisions, parent, caused)
         size = _size(entry)
+        if decisions:
+            size += DECISION_BYTES * sum(len(group) for group in decisions)
         with self._lock:
             self.total += 1
             self._entries.append((entry, size))
@@ -81,6 +133,7 @@ class Journal:
                                      or self.bytes > self.max_bytes):
                 self.bytes -= self._entries.popleft()[1]
                 self.dropped += 1
+        return entry_id
 
     def entries(self, tenant: str | None = None, offset: int = 0,
                 limit: int | None = None) -> list[dict]:
@@ -90,6 +143,33 @@ class Journal:
             items = [e for e, _ in self._entries if not tenant or e.tenant == tenant]
         items = items[offset:] if limit is None else items[offset:offset + limit]
         return [_as_dict(e) for e in items]
+
+    def query(self, tenant: str | None = None, method: str | None = None,
+              path: str | None = None, status: str | None = None, since: float | None = None,
+              newest_first: bool = False, offset: int = 0, limit: int | None = None
+              ) -> tuple[int, list[dict]]:
+        """(how many entries match, the page of them as JSON). ``path`` is a glob, ``status``
+        a code or a class (``4xx``), ``since`` a time (seconds since the epoch)."""
+        with self._lock:
+            items = [e for e, _ in self._entries]
+        if newest_first:
+            items.reverse()
+        method = method.upper() if method else None
+        status_test = _status_test(status) if status else None
+        found = [e for e in items
+                 if (not tenant or e.tenant == tenant) and (not method or e.method == method)
+                 and (not path or fnmatch.fnmatchcase(e.path, path))
+                 and (status_test is None or status_test(e.status))
+                 and (since is None or e.time >= since)]
+        end = None if limit is None else offset + limit
+        return len(found), [_as_dict(e) for e in found[offset:end]]
+
+    def by_ids(self, ids) -> dict[int, dict]:
+        """The entries with these ids that are still kept, as JSON (decisions left out)."""
+        wanted = set(ids)
+        with self._lock:
+            items = [e for e, _ in self._entries if e.id in wanted]
+        return {e.id: _as_dict(e, decisions=False) for e in items}
 
     def count(self, tenant: str | None = None) -> int:
         with self._lock:
@@ -103,12 +183,44 @@ class Journal:
             self.bytes = sum(size for _, size in kept)
 
 
-def _as_dict(entry: _Entry) -> dict:
+def _status_test(text: str):
+    """``404`` or ``4xx``; anything else is a ValueError naming the filter."""
+    text = text.strip().lower()
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        return lambda status: status // 100 == int(text[0])
+    if text.isascii() and text.isdigit() and len(text) == 3:
+        return lambda status: status == int(text)
+    raise ValueError(f"status: {text!r} is not a status code (404) or class (4xx)")
+
+
+def _as_dict(entry: _Entry, decisions: bool = True) -> dict:
     stamp = datetime.fromtimestamp(entry.time, timezone.utc)
-    return {"method": entry.method, "path": entry.path, "query": entry.query,
-            "status": entry.status, "body": _body(entry.body),
-            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "tenant": entry.tenant}
+    out = {"id": entry.id, "method": entry.method, "path": entry.path, "query": entry.query,
+           "status": entry.status, "body": _body(entry.body),
+           "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+           "tenant": entry.tenant}
+    if entry.response is not None:
+        headers, body = entry.response
+        out["response"] = {"status": entry.status, "headers": dict(headers),
+                           "body": _body(body)}
+    else:
+        out["response"] = None
+    out["parent"] = entry.parent
+    out["caused"] = list(entry.caused) if entry.caused else []
+    if decisions:
+        out.update(_decisions(entry.decisions))
+    return out
+
+
+def _decisions(groups) -> dict:
+    from .trace import decision
+
+    shown, total = [], 0
+    for group in groups or ():
+        total += len(group)
+        room = MAX_DECISIONS_SHOWN - len(shown)
+        shown += [decision(d) for d in group[:max(room, 0)]]
+    return {"decisions": shown, "decisionsTotal": total}
 
 
 def _body(raw: bytes | _Truncated):

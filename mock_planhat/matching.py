@@ -23,6 +23,11 @@ that finds a record wins. A matched row updates that record; an unmatched row cr
   row would find one); without a company it is not stored (``unknown_user``).
 
 Callers hold ``tenant.lock``. Every row that is not applied is written to the tenant's report.
+
+Every outcome is also the row's **decision** (see :mod:`mock_planhat.trace`): the key that
+matched (``key``), the record before the write (``old``, a reference: records are never
+mutated in place), and the near misses (``near``: records that almost matched, references that
+named nothing). Nothing is copied here; the trace turns them into JSON when it is read.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ BULK_LIMIT = 5_000
 _REF_KEYS = ("companyId", "companyExternalId")
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one written row did: created, updated, nonupdate, held or rejected."""
 
@@ -53,6 +58,10 @@ class Outcome:
     reason: str | None = None
     message: str = ""
     field: str | None = None
+    key: str | None = None  # the key that found the record (_id, sourceId, externalId, email)
+    old: dict | None = None  # the record before an update (a reference, never a copy)
+    near: list | None = None  # near misses: [{"key", "value", "recordId"?, "why"}]
+    row: object = None  # the row as sent (set by attempt)
     decision: dict | None = None  # how the row found its record, when that is news
 
     @property
@@ -61,18 +70,30 @@ class Outcome:
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str, message: str, field: str | None = None):
+    def __init__(self, reason: str, message: str, field: str | None = None,
+                 near: list | None = None, status: str = "rejected"):
         super().__init__(message)
         self.reason, self.message, self.field = reason, message, field
+        self.near, self.status = near, status
 
 
 def attempt(tenant: Tenant, write, row, source: str | None = None) -> Outcome:
-    """Run ``write()``; a `Rejected` becomes a rejected outcome, written to the report."""
+    """Run ``write()``; a `Rejected` becomes a rejected (or discarded) outcome, written to the
+    report."""
     try:
-        return write()
+        outcome = write()
     except Rejected as exc:
         tenant.add_report(exc.reason, exc.message, row, source)
-        return Outcome("rejected", None, exc.reason, exc.message, exc.field)
+        outcome = Outcome(exc.status, None, exc.reason, exc.message, exc.field, near=exc.near)
+    outcome.row = row
+    return outcome
+
+
+def _near(key: str, value, why: str, record: dict | None = None) -> dict:
+    miss = {"key": key, "value": value, "why": why}
+    if record is not None:
+        miss["recordId"] = record["_id"]
+    return miss
 
 
 def _checked(row, fields) -> dict:
@@ -126,20 +147,29 @@ def company_for(tenant: Tenant, row: dict, email: str | None) -> tuple[dict | No
 def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
     def write():
         clean = _checked(row, COMPANY_FIELDS)
-        target = _match_company(tenant, clean)
-        return create_company(tenant, clean) if target is None else \
-            update_company(tenant, target, clean)
+        target, key = _match_company(tenant, clean)
+        if target is None:
+            return create_company(tenant, clean)
+        outcome = update_company(tenant, target, clean)
+        outcome.key = key
+        return outcome
     return attempt(tenant, write, row, source)
 
 
-def _match_company(tenant: Tenant, row: dict) -> dict | None:
+def _match_company(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
+    """(record, the key that found it)."""
     if "_id" in row:  # an existing record's, or unknown_id (as for end users)
         found = tenant.company(row["_id"])
         if found is None:
             raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
-        return found
-    return (tenant.company_by_source_id(row.get("sourceId"))
-            or tenant.company_by_external_id(row.get("externalId")))
+        return found, "_id"
+    found = tenant.company_by_source_id(row.get("sourceId"))
+    if found is not None:
+        return found, "sourceId"
+    found = tenant.company_by_external_id(row.get("externalId"))
+    if found is not None:
+        return found, "externalId"
+    return None, None
 
 
 def create_company(tenant: Tenant, row: dict) -> Outcome:
@@ -171,9 +201,9 @@ def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
     new = {**old, **{k: v for k, v in row.items() if k != "_id"}}
     new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
     if new == old:
-        return Outcome("nonupdate", old)
+        return Outcome("nonupdate", old, old=old)
     new["updatedAt"] = now_iso()
-    return Outcome("updated", tenant.put_company(new, old))
+    return Outcome("updated", tenant.put_company(new, old), old=old)
 
 
 # ----- end users -----------------------------------------------------------------------------
@@ -185,8 +215,9 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
     return _match_person(tenant, row)[0]
 
 
-def _match_person(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
-    """(record, the key that found it) by the matching rule.
+def _match_person(tenant: Tenant, row: dict, near: list | None = None
+                  ) -> tuple[dict | None, str | None]:
+    """(record, the key that found it) by the matching rule; near misses go to ``near``.
 
     An ``_id`` names an existing record or nothing: one that is unknown is ``unknown_id``,
     whatever the other keys would match (ids are the server's; no row creates one)."""
@@ -202,23 +233,32 @@ def _match_person(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
     if found is not None:
         return found, "externalId"
     if row.get("email"):
-        person = _one_by_email(tenant, row)
+        person = _one_by_email(tenant, row, near)
         if person is not None:
             return person, "email"
     return None, None
 
 
-def _one_by_email(tenant: Tenant, row: dict) -> dict | None:
+def _one_by_email(tenant: Tenant, row: dict, near: list | None = None) -> dict | None:
     """The one record holding the row's email, if the tenant's email_match policy takes it."""
-    people = tenant.people_by_email(row["email"])
+    email = row["email"]
+    people = tenant.people_by_email(email)
     if len(people) > 1:
+        ids = sorted(p["_id"] for p in people)
         raise Rejected("ambiguous_email",
-                       f"email: {row['email']!r} is shared by {len(people)} end users "
-                       f"({', '.join(sorted(p['_id'] for p in people))}); it matches neither",
-                       "email")
+                       f"email: {email!r} is shared by {len(people)} end users "
+                       f"({', '.join(ids)}); it matches neither", "email",
+                       [_near("email", email, "one of several end users with this email", p)
+                        for p in people])
     if not people:
         return None
     if tenant.email_match == "strict" and not _same_person(people[0], row):
+        if near is not None:
+            other = next(k for k in _KEYS
+                         if row.get(k) and people[0].get(k) and row[k] != people[0][k])
+            near.append(_near("email", email, f"same email, but {other} {people[0][other]!r} "
+                              f"(the row has {row[other]!r}): another person (emailMatch: "
+                              "strict)", people[0]))
         return None
     return people[0]
 
@@ -248,12 +288,17 @@ def upsert_enduser(tenant: Tenant, row, source: str | None = None) -> Outcome:
     """Apply one end-user row by the matching rule."""
     def write():
         clean = _checked(row, ENDUSER_FIELDS)
-        target, key = _match_person(tenant, clean)
+        near: list = []
+        target, key = _match_person(tenant, clean, near)
         if target is None:
-            return create_enduser(tenant, clean)
-        outcome = update_enduser(tenant, target, clean)
-        if key == "email" and outcome.record is not None:
-            _email_decision(tenant, target, outcome, clean, source)
+            outcome = create_enduser(tenant, clean)
+        else:
+            outcome = update_enduser(tenant, target, clean)
+            outcome.key = key
+            if key == "email" and outcome.record is not None:
+                _email_decision(tenant, target, outcome, clean, source)
+        if near:
+            outcome.near = near + (outcome.near or [])
         return outcome
     return attempt(tenant, write, row, source)
 
@@ -276,17 +321,30 @@ def create_enduser(tenant: Tenant, row: dict) -> Outcome:
     return _unassigned(tenant, record, row, ref)
 
 
+def _ref_miss(tenant: Tenant, row: dict, ref: str | None) -> list:
+    """The near miss of a company reference that named nothing (or of no reference)."""
+    if ref:
+        return [_near(ref, row[ref], "names no company")]
+    domain = email_domain(row.get("email") or "")
+    if domain:
+        n = len(tenant.companies_by_domain(domain))
+        why = f"{n} companies have this domain" if n else "no company has this domain"
+        return [_near("email", domain, why)]
+    return []
+
+
 def _unassigned(tenant: Tenant, record: dict, row: dict, ref: str | None) -> Outcome:
     why = (f"{ref}: no company matches {row[ref]!r}" if ref
            else "companyId: no companyId, companyExternalId or email domain names a company")
     if tenant.unassigned == "discard":
-        raise Rejected("no_company", why + "; the end user was discarded", ref or "companyId")
+        raise Rejected("no_company", why + "; the end user was discarded", ref or "companyId",
+                       _ref_miss(tenant, row, ref), "discarded")
     record["companyId"] = None
     if ref:
         record["requestedCompany"] = row[ref]
     tenant.put_person(record, pending=True)
     return Outcome("held", record, "no_company", why + "; held as a pending contact",
-                   ref or "companyId")
+                   ref or "companyId", near=_ref_miss(tenant, row, ref))
 
 
 def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
@@ -304,7 +362,8 @@ def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
     if any(k in row for k in _REF_KEYS) or was_pending:
         company, ref = company_for(tenant, row, row.get("email") or old.get("email"))
         if company is None and ref and not was_pending:
-            raise Rejected("unknown_company", f"{ref}: no company matches {row[ref]!r}", ref)
+            raise Rejected("unknown_company", f"{ref}: no company matches {row[ref]!r}", ref,
+                           _ref_miss(tenant, row, ref))
     new = {**old, **{k: v for k, v in row.items() if k not in _REF_KEYS and k != "_id"}}
     new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
     _derive_name(new, row, old)
@@ -313,16 +372,22 @@ def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
         new.pop("requestedCompany", None)
     elif was_pending and ref:
         new["requestedCompany"] = row[ref]
+    near = None
+    if company is not None and ref and old.get("companyId") \
+            and old["companyId"] != company["_id"]:
+        near = [_near(ref, row[ref], f"the end user was in company {old['companyId']}; the row "
+                      f"moves it to {company['_id']}", old)]
     if new == old and not was_pending:
-        return Outcome("nonupdate", old)
+        return Outcome("nonupdate", old, old=old)
     if new != old:  # a pending contact sent again unchanged is still held, with its reason
         new["updatedAt"] = now_iso()
     if was_pending and company is None:
         tenant.put_person(new, old, pending=True)
         return Outcome("held", new, "no_company",
-                       "companyId: still no company; the contact stays pending", "companyId")
+                       "companyId: still no company; the contact stays pending", "companyId",
+                       old=old, near=_ref_miss(tenant, row, ref))
     tenant.put_person(new, old)
-    return Outcome("created" if was_pending else "updated", new)
+    return Outcome("created" if was_pending else "updated", new, old=old, near=near)
 
 
 def assign_pending(tenant: Tenant, pid: str, company_key: str) -> Outcome:
@@ -419,8 +484,11 @@ def bulk_upsert(tenant: Tenant, rows: list, upsert, source: str | None = None) -
     nobody foresaw (a bug of ours) is a row error ``internal_error`` too, never a 500 that
     leaves the rows before it applied and the caller told nothing."""
     result = BulkResult()
+    outcomes = result.outcomes = []  # every row's decision (not part of the response)
     for index, row in enumerate(rows):
-        result.add(index, apply_alone(tenant, index, row, upsert, source), row)
+        outcome = apply_alone(tenant, index, row, upsert, source)
+        outcomes.append(outcome)
+        result.add(index, outcome, row)
     return result
 
 
@@ -485,7 +553,10 @@ def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
         if ignored or (sent and sent != record["externalId"]):
             _report_ignored(tenant, row, source, sorted(ignored), sent, person)
         tenant.add_activity(record)
-        return Outcome("created", record, decision=decision)
+        matched = None if decision else (
+            "externalId" if clean.get("externalId") and
+            person.get("externalId") == clean["externalId"] else "email")
+        return Outcome("created", record, decision=decision, key=matched)
     return attempt(tenant, write, row, source)
 
 
@@ -497,6 +568,7 @@ def _new_user_of_activity(tenant: Tenant, row: dict) -> dict:
         why = (f"; {ref} {row[ref]!r} names no company" if ref else
                "; it names no company (companyExternalId, companyId or an email domain) to "
                "create one in")
-        raise Rejected("unknown_user", f"{key}: no end user matches {row[key]!r}{why}", key)
+        raise Rejected("unknown_user", f"{key}: no end user matches {row[key]!r}{why}", key,
+                       [_near(key, row[key], "names no end user" + why)])
     fields = {k: row[k] for k in ("externalId", "email", "source") if row.get(k)}
     return create_enduser(tenant, {**fields, "companyId": company["_id"]}).record

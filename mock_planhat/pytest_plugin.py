@@ -87,7 +87,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed("\n".join(map(str, self.problems)))
         result = run_scenario(self.scenario)
         if not result.passed:
-            raise ScenarioFailed(result.failure.render())
+            raise ScenarioFailed(result.render_failures())
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ScenarioFailed):

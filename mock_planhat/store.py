@@ -116,8 +116,12 @@ class Tenant:
         self.endusers: dict[str, dict] = {}
         self.pending: dict[str, dict] = {}
         self.activities: list[dict] = []
+        self._activities_of: dict[str, list[dict]] = {}  # end user _id -> their activities
         self.dimensiondata: list[dict] = []
         self.report.clear()
+        from .trace import History  # here: trace is read-side code the store only holds
+
+        self.history = History()  # every row's decision, by the record or keys it touched
         self._company_ext = _KeyIndex()
         self._company_src = _KeyIndex()
         self._company_domain = _MultiIndex()
@@ -228,6 +232,15 @@ class Tenant:
     # ----- activities and the report ---------------------------------------------------------
     def add_activity(self, record: dict) -> None:
         self.activities.append(record)
+        done = self._activities_of.get(record["enduserId"])
+        if done is None:
+            self._activities_of[record["enduserId"]] = [record]
+        else:
+            done.append(record)
+
+    def activities_of(self, pid: str) -> list[dict]:
+        """An end user's activities, oldest first (a copy)."""
+        return list(self._activities_of.get(pid, ()))
 
     @property
     def report_counts(self):

@@ -63,18 +63,63 @@ def test_a_failing_count_names_expected_and_found(tmp_path, capsys):
     assert "count.endusers:" in out and "expected: 3" in out and "found:    1" in out
 
 
-def test_an_expect_in_the_middle_of_steps_stops_the_scenario_there(tmp_path):
+def test_every_expect_runs_and_every_failure_is_shown(tmp_path):
     path = write(tmp_path, """\
 name: middle
 steps:
   - identify: {userId: u1, traits: {email: a@nowhere.example}}
   - expect: {count: {pending: 2}}
   - identify: {userId: u2, traits: {email: b@nowhere.example}}
+  - expect: {count: {pending: 2}}
+  - expect: {count: {pending: 3}}
 """)
     result = run_scenario(load_scenario(path))
     assert not result.passed
+    assert [f.where for f in result.failures] == [f"{path}:4", f"{path}:7"]
     assert result.failure.where == f"{path}:4"
-    assert result.calls == 1
+    assert result.calls == 2
+    text = result.render()
+    assert f"at {path}:4" in text and f"at {path}:7" in text
+
+
+def test_a_failing_expect_shows_the_decisions_of_the_rows_that_touched_the_record(tmp_path):
+    path = write(tmp_path, """\
+name: why
+given:
+  companies: [{name: Acme, externalId: acme}]
+steps:
+  - identify: {userId: u3, traits: {email: u3@nowhere.example, companyId: acmee}}
+  - identify: {userId: u4, traits: {email: u4@nowhere.example, companyId: acme}}
+expect:
+  endusers:
+    - externalId: u3
+    - externalId: u4
+      is: {name: Someone}
+""")
+    text = run_scenario(load_scenario(path)).render()
+    assert "endusers[0] (externalId 'u3')" in text
+    assert "decisions (oldest first):" in text
+    assert "PUT /endusers: held (no_company)" in text
+    assert "near miss: companyId 'extid-acmee' names no company" in text
+    assert "PUT /endusers: created" in text  # u4's story, under its fields' diff
+
+
+def test_report_and_delivered_mismatches_say_what_was_found(tmp_path):
+    path = write(tmp_path, """\
+name: counts
+tenant: {unassigned: discard}
+steps:
+  - identify: {userId: u1, traits: {email: a@nowhere.example}}
+  - track: {userId: u1, event: Clicked}
+  - expect:
+      count: {report: 0}
+      report: {ambiguous_email: 1}
+      delivered: {calls: 3}
+""")
+    text = run_scenario(load_scenario(path)).render()
+    assert "count.report:" in text and "found:    <2: no_company 1, unknown_user 1>" in text
+    assert "report.ambiguous_email:" in text and "the report has" in text
+    assert "calls since the previous expect: 2 (identify 1, track 1); sent" in text
 
 
 def test_bad_files_fail_with_all_their_problems_and_others_still_run(tmp_path, capsys):

@@ -1,6 +1,8 @@
-"""The admin API at /__admin: health, state, tenants, journal, report, faults, pending.
+"""The admin API at /__admin: health, state, tenants, journal, explain, report, funnel,
+faults, pending.
 
-No auth; the app answers it for loopback clients only.
+No auth; the app answers it for loopback clients (and ``--admin-from`` networks) only. What it
+shows comes from :mod:`mock_planhat.read`, the same functions the dashboard renders.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from .. import read
 from ..config import EMAIL_MATCH_POLICIES, UNASSIGNED_POLICIES, check_token
 from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
 from ..tenants import TokenConflict
-from .common import single_arg
+from .common import single_arg, trace
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -94,12 +97,22 @@ def create_tenant():
 
 @bp.get("/tenants")
 def list_tenants():
-    return jsonify([_tenant_info(t) for t in _fake().registry.all()])
+    return jsonify(read.tenants(_fake().registry))
 
 
 def _tenant_info(tenant) -> dict:
     return {"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
             "unassigned": tenant.unassigned, "emailMatch": tenant.email_match}
+
+
+def _read(fn, *args, **kwargs):
+    """A read function's result; its QueryError becomes a 400 (404 for an unknown tenant)."""
+    try:
+        return fn(*args, **kwargs)
+    except read.QueryError as exc:
+        if exc.field == "tenant":
+            raise ApiError(404, "unknown_tenant", str(exc), "tenant") from None
+        raise ApiError(400, "invalid_query", str(exc), exc.field) from None
 
 
 @bp.delete("/tenants/<token>")
@@ -141,14 +154,19 @@ def _page(items: list, offset: int, limit: int | None) -> list:
 
 @bp.get("/requests")
 def journal():
-    fake = _fake()
-    offset, limit = _paging()
-    token = _tenant().tenant_token if "tenant" in request.args else None
-    journal = fake.journal
-    return jsonify({"size": journal.size, "total": journal.total, "kept": journal.count(token),
-                    "dropped": journal.dropped, "bytes": journal.bytes,
-                    "maxBytes": journal.max_bytes, "offset": offset, "limit": limit,
-                    "requests": journal.entries(token, offset, limit)})
+    _paging()  # offset and limit: whole numbers, each given once (checked as on the lists)
+    return jsonify(_read(read.journal_query, _fake(), request.args))
+
+
+@bp.get("/explain")
+def explain():
+    by, value = _read(read.explain_args, request.args)
+    return jsonify(read.explain(_fake(), _tenant(), by, value))
+
+
+@bp.get("/funnel")
+def funnel():
+    return jsonify(read.funnel(_fake(), _tenant()))
 
 
 @bp.delete("/requests")
@@ -230,6 +248,8 @@ def assign(pid):
             outcome = assign_pending(tenant, pid, key)
         except Rejected as exc:
             raise ApiError(404, exc.reason, exc.message, exc.field) from None
+        outcome.key, outcome.row = "_id", {"_id": pid, "companyId": key}
+        trace(tenant, "enduser", [outcome], via=f"POST /__admin/pending/{pid}/assign")
     return jsonify(outcome.record)
 
 

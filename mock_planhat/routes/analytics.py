@@ -15,6 +15,7 @@ from ..errors import ApiError, json_response, loads
 from ..matching import BULK_LIMIT, apply_alone, record_activity
 from ..records import DIMENSION_FIELDS, FieldError, check_row
 from ..store import new_id, now_iso
+from .common import trace
 
 bp = Blueprint("analytics", __name__)
 ENVELOPE = 1024  # room for the entry's other fields within --payload-bytes
@@ -82,6 +83,7 @@ def _activities(token: str, rows: list):
     with tenant.lock:
         outcomes = [apply_alone(tenant, i, row, record_activity, source)
                     for i, row in enumerate(rows)]
+        trace(tenant, "activity", outcomes)
     processed = sum(o.status == "created" for o in outcomes)
     return json_response({"processed": processed,
                           "notApplied": [{"index": i, "reason": o.reason, "message": o.message}

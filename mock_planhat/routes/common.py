@@ -3,11 +3,13 @@ bodies, 404s and rendering an outcome."""
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 from ..errors import ApiError, json_response, read_json
+from ..journal import DECISIONS
 from ..matching import BULK_LIMIT, bulk_upsert
 from ..records import FieldError, check_row
+from ..trace import settle
 
 
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
@@ -88,9 +90,29 @@ def bulk(tenant, upsert):
     if len(rows) > BULK_LIMIT:
         raise ApiError(400, "too_many_items", f"body: {len(rows)} items; a bulk upsert takes "
                        f"at most {BULK_LIMIT}", "body")
+    kind = "company" if request.path.startswith("/companies") else "enduser"
     with tenant.lock:
         result = bulk_upsert(tenant, rows, upsert, request.path)
+        trace(tenant, kind, result.outcomes)
     return json_response(result.as_dict(), result.status)
+
+
+PATH_KEYS = {"extid-": "externalId", "srcid-": "sourceId"}  # the key a path's id names
+
+
+def trace(tenant, kind: str, outcomes: list, via: str | None = None) -> None:
+    """Keep the rows' decisions on this request's journal entry and in the tenant's history
+    (compact tuples, see trace.settle: this is on every write's path). Callers hold
+    ``tenant.lock``."""
+    environ = request.environ
+    entry_id = current_app.extensions["mock_planhat"].journal.reserve(environ)
+    decisions = settle(kind, outcomes, entry_id, via)
+    tenant.history.add(decisions)
+    groups = environ.get(DECISIONS)
+    if groups is None:
+        environ[DECISIONS] = [decisions]
+    else:
+        groups.append(decisions)
 
 
 def filter_values(*names: str) -> set[str] | None:
@@ -110,14 +132,15 @@ STATUS_BY_REASON = {
 
 def outcome_response(outcome):
     """One row's outcome as a response: the record, or a 4xx naming the field."""
-    if outcome.status == "rejected":
+    record = outcome.record
+    if outcome.status in ("rejected", "discarded"):
         raise ApiError(STATUS_BY_REASON.get(outcome.reason, 400), outcome.reason,
                        outcome.message, outcome.field)
     if outcome.status == "held":
-        response = jsonify({**outcome.record, "pending": True, "message": outcome.message})
+        response = jsonify({**record, "pending": True, "message": outcome.message})
         response.status_code = 202
         return response
-    return jsonify(outcome.record)
+    return jsonify(record)
 
 
 def checked_body(fields: dict) -> dict:

@@ -9,6 +9,7 @@ from ..matching import Rejected, attempt, create_company, find_company, update_c
 from ..matching import upsert_company as _upsert
 from ..records import COMPANY_FIELDS
 from .common import (
+    PATH_KEYS,
     bulk,
     check_query,
     checked_body,
@@ -16,6 +17,7 @@ from .common import (
     found,
     outcome_response,
     page,
+    trace,
 )
 
 bp = Blueprint("companies", __name__)
@@ -90,7 +92,9 @@ def create():
                     raise Rejected(reason, f"{key}: {row[key]!r} belongs to company "
                                    f"{existing['_id']}", key)
             return create_company(tenant, row)
-        return outcome_response(attempt(tenant, write, row, request.path))
+        outcome = attempt(tenant, write, row, request.path)
+        trace(tenant, "company", [outcome])
+        return outcome_response(outcome)
 
 
 @bp.put("/companies")
@@ -112,6 +116,8 @@ def update(key):
     with tenant.lock:
         record = _company(tenant, key)
         outcome = attempt(tenant, lambda: update_company(tenant, record, row), row, request.path)
+        outcome.key = outcome.key or PATH_KEYS.get(key[:6], "_id")
+        trace(tenant, "company", [outcome])
         return outcome_response(outcome)
 
 

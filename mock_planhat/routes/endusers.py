@@ -19,6 +19,7 @@ from ..matching import upsert_enduser as _upsert
 from ..records import ENDUSER_FIELDS
 from ..store import norm_email
 from .common import (
+    PATH_KEYS,
     bulk,
     check_query,
     checked_body,
@@ -27,6 +28,7 @@ from .common import (
     outcome_response,
     page,
     single_arg,
+    trace,
 )
 
 bp = Blueprint("endusers", __name__)
@@ -105,7 +107,9 @@ def create():
                                    f"{key}: {row[key]!r} belongs to end user {existing['_id']}",
                                    key)
             return create_enduser(tenant, row)
-        return outcome_response(attempt(tenant, write, row, request.path))
+        outcome = attempt(tenant, write, row, request.path)
+        trace(tenant, "enduser", [outcome])
+        return outcome_response(outcome)
 
 
 @bp.put("/endusers")
@@ -128,6 +132,8 @@ def update(key):
     with tenant.lock:
         record = _person(tenant, key)
         outcome = attempt(tenant, lambda: update_enduser(tenant, record, row), row, request.path)
+        outcome.key = outcome.key or PATH_KEYS.get(key[:6], "_id")
+        trace(tenant, "enduser", [outcome])
         return outcome_response(outcome)
 
 

@@ -57,7 +57,9 @@ from translator import Destination, Settings, WsgiTransport
 from ..app import attribute_tenant
 from ..auth import token_from_header
 from ..errors import ApiError, loads
-from ..journal import JOURNAL_BODY
+from ..journal import CAUSED, JOURNAL_BODY, PARENT
+from ..matching import Outcome
+from .common import trace
 
 bp = Blueprint("segment", __name__)
 
@@ -122,10 +124,13 @@ def tracking_api(kind: str):
         else:
             kept.append(call)
     if dropped:
+        message = "userId: the call has neither userId nor anonymousId; Segment drops it"
         with tenant.lock:
             for call in dropped:
-                tenant.add_report(NO_USER_ANON_ID, "userId: the call has neither userId nor "
-                                  "anonymousId; Segment drops it", call, request.path)
+                tenant.add_report(NO_USER_ANON_ID, message, call, request.path)
+            tenant.history.counts["segment", "received", None] += len(dropped)
+            trace(tenant, "segment", [_skip_outcome(call, NO_USER_ANON_ID, message)
+                                      for call in dropped])
     if kept:
         _deliver(tenant, kept, many=batch)
     return jsonify({"success": True})
@@ -281,19 +286,56 @@ def _parse(raw: bytes, error):
     raise error(message, "invalid_json")
 
 
+class _LinkedTransport(WsgiTransport):
+    """The in-process transport whose requests name the Segment call's journal entry (and
+    are listed on it), so the journal links a call to the Planhat requests it caused."""
+
+    def __init__(self, app, link: tuple[int, list]) -> None:
+        super().__init__(app)
+        self.link = link
+
+    def build_environ(self, *args, **kwargs) -> dict:
+        environ = super().build_environ(*args, **kwargs)
+        environ[PARENT] = self.link
+        return environ
+
+
+def _skip_outcome(call, reason: str, message: str, status: str = "discarded") -> Outcome:
+    outcome = Outcome(status, None, reason, message)
+    outcome.row = call
+    return outcome
+
+
 def _deliver(tenant, calls: list, many: bool):
     """Send the calls to the tenant through this app; report skips and failed requests."""
     settings = Settings.from_dict({"tenant_token": tenant.tenant_token,
                                    "api_token": tenant.api_token,
                                    "api_url": INTERNAL_BASE, "analytics_url": INTERNAL_BASE})
-    destination = Destination(settings, WsgiTransport(current_app._get_current_object()),
+    environ = request.environ
+    entry_id = current_app.extensions["mock_planhat"].journal.reserve(environ)
+    caused = environ.setdefault(CAUSED, [])
+    transport = _LinkedTransport(current_app._get_current_object(), (entry_id, caused))
+    destination = Destination(settings, transport,
                               backoff_base=RETRY_BACKOFF_BASE, backoff_max=RETRY_BACKOFF_MAX)
     result = destination.send_many(calls) if many else destination.send(calls[0])
     with tenant.lock:
+        tenant.history.counts["segment", "received", None] += len(calls)
+        # row-level refusals (no_company, ambiguous_email, ...) are the inner requests'
+        # decisions already; the call's own are what the translator or Destination decided
+        decisions = [_skip_outcome(call, skip.reason, skip.detail or skip.reason)
+                     for call, skip in result.skips if skip.reason in REPORTED_SKIPS]
         for call, skip in result.skips:
             if skip.reason in REPORTED_SKIPS:
                 tenant.add_report(skip.reason, skip.detail or skip.reason, call,
                                   request.path)
+        for failure in result.failed:
+            calls_hit = failure["calls"]
+            decisions += [_skip_outcome(call, DELIVERY_FAILED, f"{failure['request'].method} "
+                                        f"{failure['request'].path} answered "
+                                        f"{failure['status'] or failure['error']}", "failed")
+                          for call in calls_hit]
+        if decisions:
+            trace(tenant, "segment", decisions)
         for failure in result.failed:
             sent = failure["request"]
             answer = (f"answered {failure['status']}: {failure['body'][:300]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import norm_email
@@ -19,6 +19,9 @@ class Mismatch:
     what: str
     expected: Any
     found: Any
+    key: tuple | None = None  # (externalId | email | id, value): the record it is about
+    trace: list = field(default_factory=list)  # the decisions of the rows that touched it
+    notes: list = field(default_factory=list)  # more that explains it (a breakdown)
 
     def render(self, indent: str = "  ") -> str:
         if isinstance(self.expected, (dict, list)) or isinstance(self.found, (dict, list)):
@@ -26,9 +29,15 @@ class Mismatch:
             got = _pretty(self.found).splitlines()
             diff = difflib.unified_diff(exp, got, "expected", "found", lineterm="", n=3)
             body = "\n".join(indent * 2 + line for line in diff)
-            return f"{indent}{self.what}:\n{body}"
-        return (f"{indent}{self.what}:\n{indent * 2}expected: {_short(self.expected)}\n"
-                f"{indent * 2}found:    {_short(self.found)}")
+            text = f"{indent}{self.what}:\n{body}"
+        else:
+            text = (f"{indent}{self.what}:\n{indent * 2}expected: {_short(self.expected)}\n"
+                    f"{indent * 2}found:    {_short(self.found)}")
+        text += "".join(f"\n{indent * 2}{line}" for line in self.notes)
+        if self.trace:
+            text += f"\n{indent * 2}decisions (oldest first):" + "".join(
+                f"\n{indent * 3}{line}" for line in self.trace)
+        return text
 
 
 def _pretty(value) -> str:
@@ -94,6 +103,13 @@ def _by_email(records, email: str) -> list[dict]:
     return [r for r in records if norm_email(str(r.get("email") or "")) == wanted]
 
 
+def _finder_key(finder) -> tuple | None:
+    for name in ("externalId", "email"):
+        if finder.get(name):
+            return name, finder[name]
+    return None
+
+
 def _find_people(records, finder) -> tuple[str, list[dict]]:
     if "externalId" in finder:
         return (f"externalId {finder['externalId']!r}",
@@ -116,21 +132,24 @@ def _check_records(out, kind, finders, records, finder_fn, extra) -> None:
     for index, finder in enumerate(finders):
         label, found = finder_fn(records, finder)
         what = f"{kind}[{index}] ({label})"
+        key = _finder_key(finder)
+        start = len(out)
         if finder.get("absent"):
             if found:
                 out.append(Mismatch(what + " should not exist", MISSING, found[0]))
-            continue
-        if not found:
+        elif not found:
             out.append(Mismatch(what, "<a record>", f"<no {kind[:-1]} with {label}>"))
-            continue
-        if len(found) > 1:
+        elif len(found) > 1:
             out.append(Mismatch(what, "<one record>", f"<{len(found)} records: "
                                 f"{', '.join(r['_id'] for r in found)}>"))
-            continue
-        record = found[0]
-        if "is" in finder and not subset(finder["is"], record):
-            out.append(Mismatch(what + " fields", finder["is"], project(finder["is"], record)))
-        extra(out, what, finder, record)
+        else:
+            record = found[0]
+            if "is" in finder and not subset(finder["is"], record):
+                out.append(Mismatch(what + " fields", finder["is"],
+                                    project(finder["is"], record)))
+            extra(out, what, finder, record)
+        for mismatch in out[start:]:
+            mismatch.key = key
 
 
 def check(expect: dict, state: dict, journal: list[dict] | None = None,
@@ -143,7 +162,10 @@ def check(expect: dict, state: dict, journal: list[dict] | None = None,
              "activities": len(activities), "report": sum(report_counts.values())}
     for key, spec in (expect.get("count") or {}).items():
         if not count_ok(spec, sizes[key]):
-            out.append(Mismatch(f"count.{key}", _count_text(spec), sizes[key]))
+            found: Any = sizes[key]
+            if key == "report" and report_counts:
+                found = f"<{sizes[key]}: {_reasons(report_counts)}>"
+            out.append(Mismatch(f"count.{key}", _count_text(spec), found))
 
     def user_extra(out, what, finder, record):
         if "activities" in finder:
@@ -170,7 +192,8 @@ def check(expect: dict, state: dict, journal: list[dict] | None = None,
     for reason, spec in (expect.get("report") or {}).items():
         n = report_counts.get(reason, 0)
         if not count_ok(spec, n):
-            out.append(Mismatch(f"report.{reason}", _count_text(spec), n))
+            found = f"<{n}; the report has {_reasons(report_counts)}>" if report_counts else n
+            out.append(Mismatch(f"report.{reason}", _count_text(spec), found))
     if "journal" in expect:
         _check_journal(out, expect["journal"], journal or [])
     if "delivered" in expect:
@@ -193,7 +216,24 @@ def _check_journal(out, spec: dict, entries: list[dict]) -> None:
             out.append(Mismatch(f"journal.paths[{pattern!r}]", _count_text(want), n))
 
 
+def _reasons(counts: dict) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items(),
+                                                              key=lambda i: (-i[1], i[0])))
+
+
+def _breakdown(delivered: dict) -> str:
+    """What was delivered since the previous expect, by call type and result."""
+    types = delivered.get("types") or {}
+    parts = [f"calls since the previous expect: {delivered.get('calls', 0)}"
+             + (f" ({_reasons(types)})" if types else ""),
+             f"sent {delivered.get('sent', 0)}", f"failed {delivered.get('failed', 0)}"]
+    if delivered.get("skipped"):
+        parts.append(f"skipped {_reasons(delivered['skipped'])}")
+    return "; ".join(parts)
+
+
 def _check_delivered(out, spec: dict, delivered: dict) -> None:
+    start = len(out)
     for key in ("calls", "sent", "failed"):
         if key in spec and not count_ok(spec[key], delivered.get(key, 0)):
             out.append(Mismatch(f"delivered.{key}", _count_text(spec[key]),
@@ -203,6 +243,8 @@ def _check_delivered(out, spec: dict, delivered: dict) -> None:
         if not count_ok(want, skipped.get(reason, 0)):
             out.append(Mismatch(f"delivered.skipped.{reason}", _count_text(want),
                                 skipped.get(reason, 0)))
+    if len(out) > start:
+        out[start].notes = [_breakdown(delivered)]
 
 
 def _check_engage(out, key: str, wanted: dict[str, Any], people: list[dict]) -> None:

@@ -11,7 +11,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from .assertions import Mismatch, check
 from .load import Scenario, ScenarioError, load_scenario
@@ -146,23 +146,31 @@ class StepFailure:
 class ScenarioResult:
     file: str
     name: str
-    failure: StepFailure | None = None
+    failures: list[StepFailure] = field(default_factory=list)  # every failing step
     problems: list = field(default_factory=list)  # load problems: the file is broken
     calls: int = 0
     tenant: str | None = None  # the tenant token it ran in
     deleted: bool = False  # whether that tenant was deleted afterwards
 
     @property
+    def failure(self) -> StepFailure | None:
+        """The first failing step (``failures`` has them all)."""
+        return self.failures[0] if self.failures else None
+
+    @property
     def passed(self) -> bool:
-        return self.failure is None and not self.problems
+        return not self.failures and not self.problems
 
     def render(self) -> str:
         head = f"{'PASS' if self.passed else 'FAIL'}  {self.file}: {self.name}"
         if self.problems:
             return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
-        if self.failure:
-            return head + "\n" + self.failure.render()
+        if self.failures:
+            return head + "\n" + self.render_failures()
         return head
+
+    def render_failures(self) -> str:
+        return "\n".join(f.render() for f in self.failures)
 
 
 def _fail_text(result) -> str:
@@ -204,8 +212,8 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
         tenant = target.new_tenant(options.get("unassigned"), settings.get("tenant_token"),
                                    settings.get("api_token"), options.get("emailMatch"))
     except AdminError as exc:
-        result.failure = StepFailure(scenario.where(("settings",)), "create the tenant",
-                                     message=str(exc))
+        result.failures.append(StepFailure(scenario.where(("settings",)), "create the tenant",
+                                           message=str(exc)))
         return
     result.tenant = tenant.tenant_token
     given = data.get("given") or {}
@@ -213,13 +221,13 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
         for index, record in enumerate(given.get(kind) or []):
             response = tenant.api("POST", f"/{kind}", record)
             if not 200 <= response.status < 300 and response.status != 202:
-                result.failure = StepFailure(
+                result.failures.append(StepFailure(
                     scenario.where(("given", kind, index)), f"given.{kind}[{index}]",
-                    message=f"POST /{kind} answered {response.status}: {response.text[:300]}")
+                    message=f"POST /{kind} answered {response.status}: {response.text[:300]}"))
                 return
     destination = tenant.destination(seed=scenario.seed, subdomain=settings.get("subdomain",
                                                                                  "api"))
-    delivered = {"calls": 0, "sent": 0, "failed": 0, "skipped": {}}
+    delivered = _no_deliveries()
     unchecked: list[tuple[str, str, str]] = []  # failed deliveries no expect looked at
     for action in actions:
         where = scenario.where(action.path)
@@ -229,6 +237,9 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
             sent = destination.send_many(action.calls)
             result.calls += len(action.calls)
             delivered["calls"] += sent.calls
+            for call in action.calls:
+                kind = call.get("type", "?") if isinstance(call, dict) else "?"
+                delivered["types"][kind] = delivered["types"].get(kind, 0) + 1
             delivered["sent"] += sent.sent
             delivered["failed"] += sent.failed_calls
             for reason, n in sent.skipped.items():
@@ -241,7 +252,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
                              action.fault["method"], action.fault["path"],
                              action.fault.get("retryAfter"))
             except AdminError as exc:
-                result.failure = StepFailure(where, action.label, message=str(exc))
+                result.failures.append(StepFailure(where, action.label, message=str(exc)))
                 return
         else:
             state = tenant.state()
@@ -249,19 +260,55 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
             mismatches = check(action.expect, state, journal, delivered, action.engage)
             if "failed" in action.expect.get("delivered", {}):
                 unchecked.clear()
-            delivered = {"calls": 0, "sent": 0, "failed": 0, "skipped": {}}
-            if mismatches:
+            delivered = _no_deliveries()
+            if mismatches:  # shown with the others at the end; the next expects still run
                 message = ""
                 if unchecked:
                     message = "requests failed before this point:\n" + "\n".join(
                         f"{w} {label}: {text}" for w, label, text in unchecked)
-                result.failure = StepFailure(where, action.label, mismatches, message)
-                return
+                    unchecked.clear()
+                _explain(tenant, mismatches)
+                result.failures.append(StepFailure(where, action.label, mismatches, message))
     if unchecked:
         where, label, text = unchecked[0]
-        result.failure = StepFailure(where, label, message="requests failed after all "
-                                     "retries (expect 'delivered: {failed: N}' if you mean "
-                                     "it):\n" + text)
+        result.failures.append(StepFailure(where, label, message="requests failed after all "
+                                           "retries (expect 'delivered: {failed: N}' if you "
+                                           "mean it):\n" + text))
+
+
+def _no_deliveries() -> dict:
+    return {"calls": 0, "sent": 0, "failed": 0, "skipped": {}, "types": {}}
+
+
+MAX_EXPLAINED = 5  # records explained per failing expect
+MAX_DECISIONS = 8  # the newest decisions shown per record
+
+
+def _explain(tenant: TenantHandle, mismatches: list) -> None:
+    """Give each mismatch about one record the decisions of the rows that touched it
+    (``GET /__admin/explain``), so a failure says why: held, discarded, matched by email..."""
+    from ..trace import summary
+
+    explained = 0
+    for mismatch in mismatches:
+        if mismatch.key is None or explained >= MAX_EXPLAINED:
+            continue
+        explained += 1
+        name, value = mismatch.key
+        query = urlencode({name: value, "tenant": tenant.tenant_token})
+        response = tenant.target.request("GET", f"/__admin/explain?{query}")
+        if response.status != 200:
+            continue
+        history = response.json()["history"]
+        lines = []
+        for item in history[-MAX_DECISIONS:]:
+            entry = item["entry"]
+            where = (f"{entry['method']} {entry['path']}" if entry
+                     else item["via"] or "(dropped from the journal)")
+            lines.append(f"{where}: {summary(item['decision'])}")
+        if len(history) > MAX_DECISIONS:
+            lines.insert(0, f"({len(history) - MAX_DECISIONS} older decisions not shown)")
+        mismatch.trace = lines or ["no row named it (no decision recorded)"]
 
 
 def run_file(path, target: Target | None = None, keep: bool = True) -> ScenarioResult:
