@@ -10,6 +10,7 @@ own error (a JSON 400, a message on the page).
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -133,6 +134,9 @@ def journal_query(fake, args, default_limit: int | None = None,
     unknown = sorted(set(args) - set(FILTERS))
     if unknown:
         raise QueryError(unknown[0], f"not a journal filter ({', '.join(FILTERS)})")
+    empty = sorted(k for k in args if k != "tenant" and args.get(k) == "")
+    if empty:
+        raise QueryError(empty[0], "empty; leave the filter out to not filter")
     token = args.get("tenant") or None
     tenant = find_tenant(fake.registry, token).tenant_token if token else None
     status = args.get("status") or None
@@ -155,15 +159,24 @@ def journal_query(fake, args, default_limit: int | None = None,
             "matched": total, "offset": offset, "limit": limit, "requests": entries}
 
 
+_SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_ISO = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
+                  r"([Zz]|[+-][0-9]{2}:[0-9]{2})")  # RFC 3339: the zone is required
+
+
 def parse_since(text: str | None) -> float | None:
     if not text:
         return None
-    try:
+    if _SECONDS.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
+    match = _ISO.fullmatch(text)
     try:
-        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if match is None:
+            raise ValueError(text)
+        date, clock, fraction, zone = match.groups()
+        fraction = (fraction or "")[1:7].ljust(6, "0")
+        zone = "+00:00" if zone in ("Z", "z") else zone
+        stamp = datetime.fromisoformat(f"{date}T{clock}.{fraction}{zone}")
     except ValueError:
         raise QueryError("since", f"{text[:40]!r} is not an ISO 8601 time or seconds since "
                          "the epoch") from None
@@ -181,6 +194,9 @@ def explain_args(args) -> tuple[str, str]:
     unknown = sorted(set(args) - {*EXPLAIN_KEYS, "tenant"})
     if unknown:
         raise QueryError(unknown[0], "not an explain parameter (externalId, email, id, tenant)")
+    empty = [k for k in EXPLAIN_KEYS if args.get(k) == ""]
+    if empty:
+        raise QueryError(empty[0], "empty; name a value")
     given = [k for k in EXPLAIN_KEYS if args.get(k)]
     if len(given) != 1:
         raise QueryError("externalId", "name exactly one of externalId, email or id")

@@ -121,6 +121,7 @@ def test_explain_a_company(client, api, acme):
 
 @pytest.mark.parametrize("query, field", [
     ("", "externalId"), ("externalId=a&email=b", "externalId"), ("name=x", "name"),
+    ("externalId=a&id=", "id"),
 ])
 def test_explain_needs_exactly_one_key(client, query, field):
     response = client.get(f"/__admin/explain?{query}")
@@ -189,7 +190,8 @@ def test_journal_filters(client, api, acme):
 @pytest.mark.parametrize("query, field", [
     ("methd=GET", "methd"), ("status=abc", "status"), ("status=99", "status"),
     ("since=yesterday", "since"), ("limit=-1", "limit"), ("offset=x", "offset"),
-    ("order=random", "order"),
+    ("order=random", "order"), ("method=", "method"), ("since=2024-06-01T12:00:00", "since"),
+    ("since=1e5", "since"),
 ])
 def test_journal_filter_errors_are_400(client, query, field):
     response = client.get(f"/__admin/requests?{query}")
