@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     from .. import Config, create_app
     from ..server import Server
 
+    if not Path(args.scenario).is_file():
+        print(f"screenshot: error: {args.scenario}: no such scenario file (run it from the "
+              "project's folder, or pass --scenario)", file=sys.stderr)
+        return 2
     try:
         driver = chrome()
     except NoBrowser as exc:
