@@ -1,6 +1,7 @@
 """Seed a fake from a scenario file and take a screenshot of the dashboard in headless Chromium.
 
     python -m mock_planhat.dashboard.screenshot                # writes docs/dashboard.png
+                                                               # (run from the project's folder)
     python -m mock_planhat.dashboard.screenshot --page journal --out /tmp/journal.png
 
 Needs Selenium (``pip install -e '.[browser]'``) and Debian's ``chromium`` and
@@ -18,8 +19,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-TOUR = ROOT / "scenarios" / "dashboard_tour.yaml"
+TOUR = Path("scenarios") / "dashboard_tour.yaml"  # from the project's folder
 PACKAGES = "chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DRIVERS = ("chromedriver",)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m mock_planhat.dashboard.screenshot",
         description="Seed an in-process-served fake from a scenario and save a PNG of a "
                     "dashboard page (headless Chromium).")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "dashboard.png"),
+    parser.add_argument("--out", default="docs/dashboard.png",
                         help="PNG to write (default: docs/dashboard.png)")
     parser.add_argument("--page", choices=sorted(PAGES), default="person",
                         help=f"which page (default: person, the contact {PERSON!r})")

@@ -9,15 +9,17 @@ missing browser is a failure.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from mock_planhat import Config, create_app
-from mock_planhat.dashboard.screenshot import TOUR, NoBrowser, chrome, seed
+from mock_planhat.dashboard.screenshot import NoBrowser, chrome, seed
 from mock_planhat.scenario import load_scenario, planned_calls
 from mock_planhat.server import Server
 
 XSS = "<img src=x onerror=alert(1)>"
+TOUR = Path(__file__).resolve().parents[2] / "scenarios" / "dashboard_tour.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def driver():
 @pytest.fixture(scope="module")
 def site():
     server = Server(create_app(Config()), "127.0.0.1", 0).start()
-    tenant = seed(server.url)
+    tenant = seed(server.url, TOUR)
     yield server.url, tenant["tenantToken"]
     server.stop()
 
