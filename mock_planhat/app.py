@@ -73,9 +73,11 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                     request.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
-            fake.journal.record(request.method, path, response.status_code, body,
-                                _tenant_hint(), request.query_string.decode("latin-1"),
-                                environ, response)
+            hint = _tenant_hint()
+            tenant = fake.registry.by_tenant_token(hint) if hint else None
+            fake.journal.record(request.method, path, response.status_code, body, hint,
+                                request.query_string.decode("latin-1"), environ, response,
+                                tenant.now_millis() / 1000 if tenant is not None else None)
         return response
 
     @app.teardown_request

@@ -94,9 +94,11 @@ class Journal:
         return entry_id
 
     def record(self, method: str, path: str, status: int, body: bytes, tenant: str | None,
-               query: str = "", environ: dict | None = None, response=None) -> int | None:
+               query: str = "", environ: dict | None = None, response=None,
+               at: float | None = None) -> int | None:
         """Keep one request: ``environ`` carries its reserved id, decisions and links,
-        ``response`` is the Flask response it got."""
+        ``response`` is the Flask response it got, ``at`` its time in seconds (the tenant's
+        clock; default the wall clock)."""
         entry_id = parent = decisions = caused = None
         if environ is not None:
             entry_id = environ.get(ENTRY_ID)
@@ -120,7 +122,8 @@ class Journal:
             headers = response.headers
             answer = (tuple((k, headers[k]) for k in KEPT_HEADERS if k in headers),
                       _Truncated(len(data), data[:bound]) if len(data) > bound else data)
-        entry = _Entry(method, path, query, status, kept, time.time(), tenant, entry_id,
+        entry = _Entry(method, path, query, status, kept, time.time() if at is None else at,
+                       tenant, entry_id,
                        answer, decisions, parent, caused)
         size = _size(entry)
         if decisions:

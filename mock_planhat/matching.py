@@ -42,7 +42,7 @@ from .records import (
     FieldError,
     check_row,
 )
-from .store import Tenant, email_domain, new_id, now_iso
+from .store import Tenant, email_domain, new_id
 
 logger = logging.getLogger("mock_planhat")
 BULK_LIMIT = 5_000
@@ -175,7 +175,7 @@ def _match_company(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
 def create_company(tenant: Tenant, row: dict) -> Outcome:
     if not str(row.get("name", "")).strip():
         raise Rejected("missing_field", "name: a new company needs a name", "name")
-    stamp = now_iso()
+    stamp = tenant.now_iso()
     record = {"_id": None, "domains": [], "custom": {}, **row,
               "createDate": stamp, "updatedAt": stamp}
     record["_id"] = new_id()  # the server's, whatever the row held
@@ -202,7 +202,7 @@ def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
     new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
     if new == old:
         return Outcome("nonupdate", old, old=old)
-    new["updatedAt"] = now_iso()
+    new["updatedAt"] = tenant.now_iso()
     return Outcome("updated", tenant.put_company(new, old), old=old)
 
 
@@ -309,7 +309,7 @@ def create_enduser(tenant: Tenant, row: dict) -> Outcome:
         raise Rejected("missing_identifier",
                        "email: a new end user needs an email, externalId or sourceId", "email")
     company, ref = company_for(tenant, row, row.get("email"))
-    stamp = now_iso()
+    stamp = tenant.now_iso()
     record = {"_id": None, "archived": False, "custom": {},
               **{k: v for k, v in row.items() if k not in _REF_KEYS},
               "createDate": stamp, "updatedAt": stamp}
@@ -380,7 +380,7 @@ def update_enduser(tenant: Tenant, old: dict, row: dict) -> Outcome:
     if new == old and not was_pending:
         return Outcome("nonupdate", old, old=old)
     if new != old:  # a pending contact sent again unchanged is still held, with its reason
-        new["updatedAt"] = now_iso()
+        new["updatedAt"] = tenant.now_iso()
     if was_pending and company is None:
         tenant.put_person(new, old, pending=True)
         return Outcome("held", new, "no_company",
@@ -540,7 +540,7 @@ def record_activity(tenant: Tenant, row, source: str | None = None) -> Outcome:
         if person is None:
             person = _new_user_of_activity(tenant, clean)
             decision = {"createdEnduser": person["_id"], "companyId": person["companyId"]}
-        stamp = now_iso()
+        stamp = tenant.now_iso()
         record = {"_id": None, "enduserId": None, "companyId": None, "weight": 1, "info": {},
                   "date": stamp, **clean, "createDate": stamp}
         # Server-owned: whatever the row sent, the activity is the credited person's.

@@ -32,13 +32,17 @@ _last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its te
 
 
 def now_iso() -> str:
-    """The UTC time to the millisecond, ``2024-06-01T12:00:00.000Z``.
+    """The wall-clock UTC time to the millisecond, ``2024-06-01T12:00:00.000Z``."""
+    return format_millis(time.time_ns() // 1_000_000)  # floored, as datetime.now() is
+
+
+def format_millis(millis: int) -> str:
+    """Milliseconds since the epoch as ``2024-06-01T12:00:00.000Z``.
 
     A bulk write stamps thousands of records within the same millisecond: the text is made
     once per millisecond (formatting it was ~2 us, a third of storing an activity).
     """
     global _last_stamp
-    millis = time.time_ns() // 1_000_000  # floored, as datetime.now() is
     cached = _last_stamp
     if cached[0] == millis:
         return cached[1]
@@ -111,7 +115,41 @@ class Tenant:
         self.report = Report(report_size, report_bytes, payload_bytes)
         self.clear()
 
+    # Tenant options: what ``POST /__admin/tenants`` accepts and a snapshot carries, as data.
+    OPTIONS = {"unassigned": "unassigned", "emailMatch": "email_match"}  # name -> attribute
+
+    def settings(self) -> dict:
+        return {name: getattr(self, attr) for name, attr in self.OPTIONS.items()}
+
+    # ----- the clock -------------------------------------------------------------------------
+    def now_millis(self) -> int:
+        """The tenant's clock: wall time, or the test time set by ``set_clock``."""
+        frozen = self.clock_millis
+        return time.time_ns() // 1_000_000 if frozen is None else frozen
+
+    def now_iso(self) -> str:
+        return format_millis(self.now_millis())
+
+    def set_clock(self, millis: int | None) -> None:
+        """Freeze the clock at ``millis`` (it then moves only when advanced); None = wall time."""
+        self.clock_millis = millis
+
+    def clock_state(self) -> dict:
+        frozen = self.clock_millis
+        return {"real": frozen is None, "now": self.now_iso()}
+
+    # State attributes, swapped together by ``adopt`` (a restore builds a scratch tenant first).
+    STATE = ("companies", "endusers", "pending", "activities", "dimensiondata", "report",
+             "clock_millis", "_company_ext", "_company_src", "_company_domain",
+             "_person_ext", "_person_src", "_person_email", "_members")
+
+    def adopt(self, other: Tenant) -> None:
+        """Take ``other``'s whole state and options (all at once; the caller holds the lock)."""
+        for name in self.STATE + tuple(self.OPTIONS.values()):
+            setattr(self, name, getattr(other, name))
+
     def clear(self) -> None:
+        self.clock_millis: int | None = None
         self.companies: dict[str, dict] = {}
         self.endusers: dict[str, dict] = {}
         self.pending: dict[str, dict] = {}
@@ -251,7 +289,7 @@ class Tenant:
                    raw: bytes | None = None, decision: dict | None = None):
         """Report what was not applied; ``raw``, the body the payload came from, lets a large
         one be bounded without serialising it; ``decision``, the matching decision behind it."""
-        entry = {"reason": reason, "message": message, "source": source, "time": now_iso()}
+        entry = {"reason": reason, "message": message, "source": source, "time": self.now_iso()}
         if decision is not None:
             entry["decision"] = decision
         return self.report.add(entry, payload, raw)

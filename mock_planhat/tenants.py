@@ -42,12 +42,26 @@ class Registry:
                     role = "tenant" if holder.tenant_token == token else "API"
                     raise TokenConflict(field, f"{token!r} is already the {role} token of "
                                         "a tenant")
-            tenant = Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
-                            self.config.report_size, self.config.report_bytes,
-                            self.config.payload_bytes,
-                            email_match or self.config.email_match)
+            tenant = self.build(tenant_token, api_token, unassigned, email_match)
             self._by_tenant_token[tenant_token] = tenant
             self._by_api_token[api_token] = tenant
+            return tenant
+
+    def build(self, tenant_token: str, api_token: str, unassigned: str | None = None,
+              email_match: str | None = None) -> Tenant:
+        """A tenant with this fake's bounds and defaults, not registered (see ``insert``)."""
+        return Tenant(tenant_token, api_token, unassigned or self.config.unassigned,
+                      self.config.report_size, self.config.report_bytes,
+                      self.config.payload_bytes, email_match or self.config.email_match)
+
+    def insert(self, tenant: Tenant) -> Tenant:
+        """Register a tenant built elsewhere (a restored snapshot)."""
+        with self._lock:
+            if (tenant.tenant_token in self._by_tenant_token
+                    or tenant.api_token in self._by_api_token):
+                raise ValueError("a tenant with that token exists already")
+            self._by_tenant_token[tenant.tenant_token] = tenant
+            self._by_api_token[tenant.api_token] = tenant
             return tenant
 
     def create(self, unassigned: str | None = None, tenant_token: str | None = None,

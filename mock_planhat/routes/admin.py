@@ -13,7 +13,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import read
+from .. import read, snapshot
 from ..config import EMAIL_MATCH_POLICIES, UNASSIGNED_POLICIES, check_token
 from ..errors import ApiError, read_json
 from ..faults import FaultError
@@ -251,6 +251,46 @@ def assign(pid):
         outcome.key, outcome.row = "_id", {"_id": pid, "companyId": key}
         trace(tenant, "enduser", [outcome], via=f"POST /__admin/pending/{pid}/assign")
     return jsonify(outcome.record)
+
+
+@bp.get("/snapshot")
+def get_snapshot():
+    """One tenant (``?tenant=``) or every tenant, as a version-tagged snapshot document."""
+    tenants = [_tenant()] if "tenant" in request.args else _fake().registry.all()
+    return jsonify(snapshot.dump(tenants))
+
+
+@bp.put("/snapshot")
+def put_snapshot():
+    """Restore a snapshot, all or nothing (400 naming the field; nothing changes)."""
+    tenant = _tenant() if "tenant" in request.args else None
+    doc = read_json(dict)
+    try:
+        restored = snapshot.restore(_fake().registry, doc, tenant)
+    except snapshot.SnapshotError as exc:
+        raise ApiError(400, "invalid_snapshot", str(exc), exc.field) from None
+    return jsonify({"restored": [t.tenant_token for t in restored]})
+
+
+@bp.get("/clock")
+def get_clock():
+    tenant = _tenant()
+    with tenant.lock:
+        return jsonify(tenant.clock_state())
+
+
+@bp.post("/clock")
+def post_clock():
+    """Set the tenant's test clock: ``{"now": ISO}``, ``{"advance": "P30D" | seconds}`` or
+    ``{"real": true}``."""
+    tenant = _tenant()
+    body = read_json(dict)
+    with tenant.lock:
+        try:
+            snapshot.set_clock(tenant, body)
+        except snapshot.SnapshotError as exc:
+            raise ApiError(400, "invalid_field", str(exc), exc.field) from None
+        return jsonify(tenant.clock_state())
 
 
 @bp.get("/openapi.json")

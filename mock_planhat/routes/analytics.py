@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, request
 from ..errors import ApiError, json_response, loads
 from ..matching import BULK_LIMIT, apply_alone, record_activity
 from ..records import DIMENSION_FIELDS, FieldError, check_row
-from ..store import new_id, now_iso
+from ..store import new_id
 from .common import trace
 
 bp = Blueprint("analytics", __name__)
@@ -146,7 +146,7 @@ def dimensiondata(token):
                                "message": str(exc)})
                 tenant.add_report("invalid_metric", str(exc), row, request.path)
                 continue
-            stamp = now_iso()
+            stamp = tenant.now_iso()
             record = {"_id": None, "date": stamp, **clean, "createDate": stamp}
             record["_id"] = new_id()  # the server's, whatever the row held
             if "_id" in clean:

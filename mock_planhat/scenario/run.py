@@ -114,6 +114,21 @@ class TenantHandle:
     def report(self) -> dict:
         return self.target.admin("GET", "/report", tenant=self.tenant_token)
 
+    def snapshot(self) -> dict:
+        """This tenant's state as a version-tagged snapshot document."""
+        return self.target.admin("GET", "/snapshot", tenant=self.tenant_token)
+
+    def restore(self, doc: dict) -> None:
+        """Replace this tenant's state with a snapshot's (one tenant; all or nothing)."""
+        self.target.admin("PUT", "/snapshot", doc, tenant=self.tenant_token)
+
+    def clock(self, **change) -> dict:
+        """Read the tenant's clock, or set it: ``clock(now=ISO)``, ``clock(advance="P7D")``,
+        ``clock(real=True)``."""
+        if not change:
+            return self.target.admin("GET", "/clock", tenant=self.tenant_token)
+        return self.target.admin("POST", "/clock", change, tenant=self.tenant_token)
+
     def journal(self) -> list[dict]:
         return self.target.admin("GET", "/requests", tenant=self.tenant_token)["requests"]
 
