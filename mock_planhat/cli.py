@@ -17,9 +17,11 @@ from .config import (
     DEFAULT_READ_TIMEOUT,
     EMAIL_MATCH_POLICIES,
     ENV_API_TOKEN,
+    ENV_AUTOSAVE,
     ENV_EMAIL_MATCH,
     ENV_FLAGS,
     ENV_PORT,
+    ENV_STATE,
     ENV_TENANT_TOKEN,
     ENV_UNASSIGNED,
     UNASSIGNED_POLICIES,
@@ -95,6 +97,12 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    help="also answer the admin API and the dashboard for clients in this "
                         "network, e.g. a Docker network 172.17.0.0/16 (repeatable; default: "
                         "loopback clients only)")
+    p.add_argument("--state", default=None, metavar="FILE",
+                   help="keep state in FILE: load it at start when it exists, save it on a "
+                        "clean stop (Ctrl-C, SIGTERM) and every --autosave seconds; written "
+                        f"atomically (env {ENV_STATE})")
+    p.add_argument("--autosave", type=_interval, default=None, metavar="SECONDS",
+                   help=f"with --state, also save every SECONDS (env {ENV_AUTOSAVE})")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -145,6 +153,16 @@ def _cidr(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400 * 365:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds (at most a year)")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -192,8 +210,26 @@ def serve(args) -> int:
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2
+    app = create_app(config)
+    if args.autosave is not None and not args.state:
+        print("mock-planhat: error: --autosave needs --state FILE", file=sys.stderr)
+        return 2
+    save = None
+    if args.state:
+        from .app import fake_of
+        from .state_file import StateFile
+
+        state = StateFile(args.state, fake_of(app).registry)
+        try:
+            loaded = state.load()
+        except ValueError as exc:
+            print(f"mock-planhat: error: --state {exc}", file=sys.stderr)
+            return 2
+        if loaded:
+            print(f"mock-planhat: loaded {loaded} tenant(s) from {args.state}", file=sys.stderr)
+        save = state.save
     try:
-        server = Server(create_app(config), args.host, args.port, quiet=args.quiet,
+        server = Server(app, args.host, args.port, quiet=args.quiet,
                         read_timeout=args.read_timeout or None)
     except OSError as exc:
         print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
@@ -206,7 +242,7 @@ def serve(args) -> int:
           f"{config.api_token})\n"
           f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
           flush=True)
-    return run_until_signal(server)
+    return run_until_signal(server, save, args.autosave)
 
 
 def _unknown_command(word: str) -> int:

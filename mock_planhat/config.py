@@ -30,6 +30,8 @@ ENV_API_TOKEN = "MOCK_PLANHAT_API_TOKEN"
 ENV_UNASSIGNED = "MOCK_PLANHAT_UNASSIGNED"
 ENV_EMAIL_MATCH = "MOCK_PLANHAT_EMAIL_MATCH"
 ENV_PORT = "MOCK_PLANHAT_PORT"
+ENV_STATE = "MOCK_PLANHAT_STATE"
+ENV_AUTOSAVE = "MOCK_PLANHAT_AUTOSAVE"
 
 # The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
 # The CLI checks a value from the environment with the flag's own type and choices, so a bad
@@ -41,6 +43,8 @@ ENV_FLAGS = {
     "api_token": ENV_API_TOKEN,
     "unassigned": ENV_UNASSIGNED,
     "email_match": ENV_EMAIL_MATCH,
+    "state": ENV_STATE,
+    "autosave": ENV_AUTOSAVE,
 }
 
 

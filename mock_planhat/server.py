@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -124,8 +125,9 @@ class Server:
             self._thread.join(timeout=5)
 
 
-def run_until_signal(server: Server) -> int:
-    """Serve in the foreground until Ctrl-C or SIGTERM; returns the exit code (0)."""
+def run_until_signal(server: Server, save=None, every: float | None = None) -> int:
+    """Serve in the foreground until Ctrl-C or SIGTERM; returns the exit code (0).
+    ``save()``, when given, runs every ``every`` seconds and once after the server stopped."""
     stop = threading.Event()
 
     def _on_signal(signum, frame):
@@ -134,9 +136,28 @@ def run_until_signal(server: Server) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
+    next_save = time.monotonic() + every if save and every else None
     try:
-        while not stop.wait(0.5):
-            pass
+        while True:
+            wait = 0.5 if next_save is None else max(0.0, min(0.5, next_save - time.monotonic()))
+            if stop.wait(wait):
+                break
+            if next_save is not None and time.monotonic() >= next_save:
+                _save(save)
+                next_save = time.monotonic() + every
     finally:
         server.stop()
+    if save is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the save
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return 0 if _save(save) else 1
     return 0
+
+
+def _save(save) -> bool:
+    try:
+        save()
+    except OSError as exc:
+        sys.stderr.write(f"mock-planhat: error: cannot save the state: {exc}\n")
+        return False
+    return True

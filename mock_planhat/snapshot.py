@@ -269,12 +269,16 @@ def read_file(path) -> dict:
     return doc
 
 
+def temp_prefix(path) -> str:
+    return f".{os.path.basename(os.fspath(path))}.saving-"
+
+
 def write_file(path, doc: dict) -> None:
     """Write atomically: a temp file in the same folder, fsync, rename over ``path``, fsync
     the folder. A kill at any moment leaves the old file or the new one."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".mock-planhat-", suffix=".tmp", dir=folder)
+    fd, temp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(doc, handle, separators=(",", ":"))
