@@ -330,3 +330,55 @@ def test_run_with_an_unreachable_url_fails_cleanly(tmp_path, capsys):
     assert main(["run", "--url", "http://127.0.0.1:9", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "Traceback" not in out and "0 passed, 1 failed" in out
+
+
+CLOCKED = """\
+name: clock steps
+clock: "2024-03-01T00:00:00Z"
+steps:
+  - generate: {count: 10, track: 2, page: 0, spread: P10D, identify: true, group: false}
+  - clock: {advance: P3D}
+  - identify: {userId: late, traits: {email: late@x.org}}
+  - clock: {now: "2030-01-01T00:00:00Z"}
+  - track: {userId: "@users[0]", event: Back}
+"""
+
+
+def test_clock_steps_move_call_timestamps_and_the_fakes_stamps(tmp_path):
+    scenario = load_scenario(write(tmp_path, CLOCKED))
+    calls = planned_calls(scenario)
+    tracks = [c["timestamp"] for c in calls if c["type"] == "track"][:-1]
+    assert len(tracks) == 20
+    assert all("2024-02-20T00:00:10" <= t <= "2024-03-01T00:00:10" for t in tracks), tracks
+    assert len(set(t[:10] for t in tracks)) > 3  # spread over the days
+    late = next(c for c in calls if c.get("userId") == "late")
+    assert late["timestamp"] == "2024-03-04T00:00:10.000Z"  # 10 identifies, then +3 days
+    assert calls[-1]["timestamp"] == "2030-01-01T00:00:00.000Z"
+    from mock_planhat.scenario import Target
+
+    target = Target()
+    try:
+        result = run_scenario(scenario, target)
+        assert result.passed, result.render()
+        state = target.admin("GET", "/state", tenant=result.tenant)
+        (held,) = [p for p in state["pending"] if p.get("email") == "late@x.org"]
+        assert held["createDate"] == "2024-03-04T00:00:10.000Z"
+        first = [p for p in state["pending"] if p.get("externalId") == "users-0000"][0]
+        assert first["createDate"] == "2024-03-01T00:00:00.000Z"
+        assert target.admin("GET", "/clock", tenant=result.tenant)["now"] == \
+            "2030-01-01T00:00:00.000Z"
+    finally:
+        target.close()
+
+
+def test_bad_clock_steps_are_refused_with_their_location(tmp_path, capsys):
+    path = write(tmp_path, "name: bad clock\nsteps:\n  - clock: {advance: P1M}\n"
+                           "  - clock: {advance: 1, now: '2024-01-01T00:00:00Z'}\n"
+                           "  - generate: {count: 2, spread: soon}\n"
+                           "  - audience: {name: A, members: {from: users, activeWithin: P1D,"
+                           " fraction: 0.5}}\n")
+    assert main(["validate", str(path)]) != 0
+    err = capsys.readouterr()
+    text = err.out + err.err
+    for line in (":3:", ":4:", ":5:", ":6:"):
+        assert f"s.yaml{line}" in text, text

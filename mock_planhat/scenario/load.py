@@ -21,7 +21,7 @@ import yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
 ACTIONS = ("identify", "track", "page", "screen", "group", "alias", "generate", "audience",
-           "computed_trait", "fault", "expect")
+           "computed_trait", "fault", "clock", "expect")
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\[(-?\d*)(?:(:)(-?\d*))?\]$")
 
@@ -313,9 +313,10 @@ class _Checker:
                 if name not in self.generated:
                     self.add(here + ("from",), f"no generate step named {name!r} before this "
                              "point")
-                picks = [k for k in ("slice", "indexes", "fraction") if k in item]
+                picks = [k for k in ("slice", "indexes", "fraction", "activeWithin")
+                         if k in item]
                 if len(picks) > 1:
-                    self.add(here, f"choose one of slice, indexes, fraction (got "
+                    self.add(here, f"choose one of slice, indexes, fraction, activeWithin (got "
                              f"{', '.join(picks)})")
                 count = self.generated.get(name)
                 for i, value in enumerate(item.get("indexes") or []):

@@ -25,13 +25,14 @@ ENGAGE_LIBRARY = {"name": "unknown", "version": "unknown"}
 
 @dataclass
 class Action:
-    kind: str  # "send" | "fault" | "expect"
+    kind: str  # "send" | "fault" | "clock" | "expect"
     path: tuple  # where in the document
     label: str
     calls: list[dict] = field(default_factory=list)
     fault: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     engage: dict = field(default_factory=dict)  # expected custom values: key -> {userId: v}
+    now: str = ""  # kind "clock": the tenant clock's new time
 
 
 class Clock:
@@ -39,10 +40,20 @@ class Clock:
         self.now = datetime.strptime(start.replace("Z", "").split(".")[0], "%Y-%m-%dT%H:%M:%S")
         self.now = self.now.replace(tzinfo=timezone.utc)
 
+    def text(self, when: datetime | None = None) -> str:
+        return (when or self.now).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
     def tick(self) -> str:
-        stamp = self.now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = self.text()
         self.now += timedelta(seconds=1)
         return stamp
+
+
+def duration(value) -> timedelta:
+    """A schema-checked duration (``P7D``, ``PT1H`` or seconds) as a timedelta."""
+    from ..snapshot import parse_duration
+
+    return timedelta(milliseconds=parse_duration(value, "duration"))
 
 
 class Planner:
@@ -52,6 +63,7 @@ class Planner:
         self.clock = Clock(scenario.data.get("clock", DEFAULT_CLOCK))
         self.users: dict[str, list] = {}  # generate name -> [User]
         self.emails: dict[str, str] = {}  # userId of a generated user -> its email
+        self.active: dict[str, dict[str, datetime]] = {}  # generate name -> userId -> latest
         self.computations: dict[str, Computation] = {}  # key -> Computation
         self.names: dict[str, str] = {}  # audience name or key -> key
         self.space_id = "spa_" + self._hex(22)
@@ -60,7 +72,7 @@ class Planner:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
     # ----- calls ---------------------------------------------------------------------------
-    def complete(self, call: dict, library: dict = LIBRARY) -> dict:
+    def complete(self, call: dict, library: dict = LIBRARY, at: datetime | None = None) -> dict:
         """Fill a call's defaults the way Segment's libraries do."""
         out: dict[str, Any] = {"type": call["type"]}
         for key, value in call.items():
@@ -70,8 +82,17 @@ class Planner:
         out["context"] = {"library": dict(library), **copy.deepcopy(call.get("context") or {})}
         out.setdefault("integrations", {})
         out.setdefault("messageId", str(uuid.UUID(int=self.rng.getrandbits(128), version=4)))
-        out.setdefault("timestamp", self.clock.tick())
+        out.setdefault("timestamp", self.clock.tick() if at is None else self.clock.text(at))
         return out
+
+    def note_active(self, user_id, when: datetime) -> None:
+        """A track or page by a generated user: ``activeWithin`` selectors count it."""
+        for name, users in self.users.items():
+            active = self.active.setdefault(name, {})
+            if user_id in active or any(u.userId == user_id for u in users):
+                if when > active.get(user_id, when - timedelta(1)):
+                    active[user_id] = when
+                return
 
     def user_id(self, value):
         """A userId, or the userId a reference ('@users[3]') names."""
@@ -103,6 +124,12 @@ class Planner:
                     chosen = users[start:stop]
                 elif "indexes" in item:
                     chosen = [users[i] for i in item["indexes"]]
+                elif "activeWithin" in item:
+                    since = self.clock.now - duration(item["activeWithin"])
+                    active = self.active.get(item["from"], {})
+                    chosen = [u for u in users
+                              if since <= active.get(u.userId, since - timedelta(1))
+                              <= self.clock.now]
                 elif "fraction" in item:
                     picked = self.rng.sample(range(len(users)),
                                              round(item["fraction"] * len(users)))
@@ -131,14 +158,31 @@ class Planner:
             for key in ("userId", "previousId"):
                 if key in call:
                     call[key] = self.user_id(call[key])
-            return Action("send", path, label, calls=[self.complete(call)])
+            done = self.complete(call)
+            if kind in ("track", "page"):
+                self.note_active(call.get("userId"), self.clock.now - timedelta(seconds=1))
+            return Action("send", path, label, calls=[done])
         if kind == "generate":
             from .generate import generate, user_calls
 
             users, _ = generate(body, self.rng)
-            self.users[body.get("name", "users")] = users
+            name = body.get("name", "users")
+            self.users[name] = users
             self.emails.update((u.userId, u.email) for u in users)
-            calls = [self.complete(c) for u in users for c in user_calls(u, body, self.rng)]
+            active = self.active.setdefault(name, {})
+            spread = duration(body["spread"]) if "spread" in body else None
+            calls = []
+            for user in users:
+                for call in user_calls(user, body, self.rng):
+                    at = None
+                    if spread is not None and call["type"] in ("track", "page"):
+                        at = self.clock.now - spread * self.rng.random()
+                        at -= timedelta(microseconds=at.microsecond % 1000)
+                    calls.append(self.complete(call, at=at))
+                    stamp = at or self.clock.now - timedelta(seconds=1)
+                    if call["type"] in ("track", "page") and stamp > active.get(
+                            user.userId, stamp - timedelta(1)):
+                        active[user.userId] = stamp
             return Action("send", path, label + f": {len(users)} users", calls=calls)
         if kind == "audience":
             key = body.get("key") or audience_key(body["name"])
@@ -173,6 +217,12 @@ class Planner:
             calls = [self.complete(engage_identify(comp, u, v), ENGAGE_LIBRARY)
                      for u, v in comp.trait_changes(values)]
             return Action("send", path, label + f" {key!r}: {len(calls)} changes", calls=calls)
+        if kind == "clock":
+            if "now" in body:
+                self.clock = Clock(body["now"])
+            else:
+                self.clock.now += duration(body["advance"])
+            return Action("clock", path, label, now=self.clock.text())
         if kind == "fault":
             rule = {"method": body.get("method", "*"), "path": body.get("path", "*"),
                     "status": body["status"], "count": body.get("count", 1)}

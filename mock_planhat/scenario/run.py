@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from .assertions import Mismatch, check
 from .load import Scenario, ScenarioError, load_scenario
-from .plan import plan
+from .plan import DEFAULT_CLOCK, plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
 
@@ -231,6 +231,12 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
                                            message=str(exc)))
         return
     result.tenant = tenant.tenant_token
+    try:  # the fake's clock starts at the scenario's and moves with its clock steps
+        tenant.clock(now=data.get("clock", DEFAULT_CLOCK))
+    except AdminError as exc:
+        result.failure = StepFailure(scenario.where(("clock",)), "set the clock",
+                                     message=str(exc))
+        return
     given = data.get("given") or {}
     for kind in ("companies", "endusers"):
         for index, record in enumerate(given.get(kind) or []):
@@ -261,6 +267,12 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
                 delivered["skipped"][reason] = delivered["skipped"].get(reason, 0) + n
             if sent.failed:
                 unchecked.append((where, action.label, _fail_text(sent)))
+        elif action.kind == "clock":
+            try:
+                tenant.clock(now=action.now)
+            except AdminError as exc:
+                result.failure = StepFailure(where, action.label, message=str(exc))
+                return
         elif action.kind == "fault":
             try:
                 tenant.fault(action.fault["status"], action.fault["count"],
