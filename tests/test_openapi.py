@@ -278,6 +278,14 @@ def test_tracking_and_admin_answers_conform(doc, c):
     conforms(doc, "/endusers", "get", faulted)
     conforms(doc, "/__admin/faults", "delete", c.delete("/__admin/faults"))
     conforms(doc, "/__admin/reset", "post", c.post("/__admin/reset"))
+    snap = c.get("/__admin/snapshot")
+    conforms(doc, "/__admin/snapshot", "get", snap)
+    conforms(doc, "/__admin/snapshot", "get", c.get("/__admin/snapshot?tenant=nope"))
+    conforms(doc, "/__admin/snapshot", "put", c.put("/__admin/snapshot", json=snap.get_json()))
+    conforms(doc, "/__admin/snapshot", "put", c.put("/__admin/snapshot", json={"format": 1}))
+    conforms(doc, "/__admin/clock", "get", c.get("/__admin/clock"))
+    conforms(doc, "/__admin/clock", "post", c.post("/__admin/clock", json={"advance": "P1D"}))
+    conforms(doc, "/__admin/clock", "post", c.post("/__admin/clock", json={"advance": "P1M"}))
 
 
 def test_segment_answers_conform(doc, c):
