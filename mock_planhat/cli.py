@@ -103,6 +103,12 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                         f"atomically (env {ENV_STATE})")
     p.add_argument("--autosave", type=_interval, default=None, metavar="SECONDS",
                    help=f"with --state, also save every SECONDS (env {ENV_AUTOSAVE})")
+    p.add_argument("--init", action="append", default=None, metavar="PATH",
+                   help="a scenario file or folder whose 'given' records (and, with "
+                        "--init-steps, steps) are applied to the default tenant at start, in "
+                        "file-name order; repeatable")
+    p.add_argument("--init-steps", action="store_true",
+                   help="with --init, also run the files' steps and expectations")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -195,7 +201,7 @@ def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
 
 def serve(args) -> int:
     from .app import create_app
-    from .server import Server, run_until_signal
+    from .server import Server, catch_signals, run_until_signal
 
     try:
         config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
@@ -215,6 +221,7 @@ def serve(args) -> int:
         print("mock-planhat: error: --autosave needs --state FILE", file=sys.stderr)
         return 2
     save = None
+    state_loaded = False
     if args.state:
         from .app import fake_of
         from .state_file import StateFile
@@ -225,9 +232,25 @@ def serve(args) -> int:
         except ValueError as exc:
             print(f"mock-planhat: error: --state {exc}", file=sys.stderr)
             return 2
+        state_loaded = os.path.exists(args.state)
         if loaded:
             print(f"mock-planhat: loaded {loaded} tenant(s) from {args.state}", file=sys.stderr)
         save = state.save
+    if args.init and state_loaded:
+        print(f"mock-planhat: --init skipped: the state comes from {args.state}",
+              file=sys.stderr)
+    elif args.init:
+        from .init_files import InitError, apply
+
+        try:
+            applied = apply(app, args.init, args.init_steps)
+        except InitError as exc:
+            print(f"mock-planhat: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"mock-planhat: applied {len(applied)} init file(s)", file=sys.stderr)
+    elif args.init_steps and not args.init:
+        print("mock-planhat: error: --init-steps needs --init PATH", file=sys.stderr)
+        return 2
     try:
         server = Server(app, args.host, args.port, quiet=args.quiet,
                         read_timeout=args.read_timeout or None)
@@ -235,6 +258,7 @@ def serve(args) -> int:
         print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
         return 2
+    stop = catch_signals()
     print(f"mock-planhat listening on {server.url}\n"
           f"  tenant token: {config.tenant_token}   (tracking: POST {server.url}/analytics/"
           f"{config.tenant_token}; Segment write key)\n"
@@ -242,7 +266,7 @@ def serve(args) -> int:
           f"{config.api_token})\n"
           f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
           flush=True)
-    return run_until_signal(server, save, args.autosave)
+    return run_until_signal(server, save, args.autosave, stop)
 
 
 def _unknown_command(word: str) -> int:

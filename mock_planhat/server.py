@@ -125,9 +125,9 @@ class Server:
             self._thread.join(timeout=5)
 
 
-def run_until_signal(server: Server, save=None, every: float | None = None) -> int:
-    """Serve in the foreground until Ctrl-C or SIGTERM; returns the exit code (0).
-    ``save()``, when given, runs every ``every`` seconds and once after the server stopped."""
+def catch_signals() -> threading.Event:
+    """An event that Ctrl-C and SIGTERM set from now on (install before announcing the server:
+    a signal sent right after the announcement must stop it cleanly, saving its state)."""
     stop = threading.Event()
 
     def _on_signal(signum, frame):
@@ -135,6 +135,14 @@ def run_until_signal(server: Server, save=None, every: float | None = None) -> i
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    return stop
+
+
+def run_until_signal(server: Server, save=None, every: float | None = None,
+                     stop: threading.Event | None = None) -> int:
+    """Serve in the foreground until Ctrl-C or SIGTERM; returns the exit code (0).
+    ``save()``, when given, runs every ``every`` seconds and once after the server stopped."""
+    stop = stop or catch_signals()
     server.start()
     next_save = time.monotonic() + every if save and every else None
     try:

@@ -182,9 +182,13 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
             here = f"{where}.{kind}[{index}]"
             _unique(record, ids, here, scratch.person_by_external_id,
                     scratch.person_by_source_id)
-            if kind == "endusers" and scratch.company(record.get("companyId")) is None:
-                raise SnapshotError(f"{here}.companyId", f"{record.get('companyId')!r} is not "
-                                    "the _id of a company in this snapshot")
+            if kind == "endusers":
+                company = scratch.company(record.get("companyId"))
+                if company is None:
+                    raise SnapshotError(f"{here}.companyId", f"{record.get('companyId')!r} is "
+                                        "not the _id of a company in this snapshot")
+                if record.get("companyName") != company.get("name"):  # derived, kept in step
+                    record = {**record, "companyName": company.get("name")}
             scratch.put_person(record, pending=kind == "pending")
     scratch.activities = list(item.get("activities") or [])
     scratch.dimensiondata = list(item.get("dimensiondata") or [])

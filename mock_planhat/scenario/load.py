@@ -54,6 +54,7 @@ class Scenario:
     file: str  # as given (relative paths stay relative, for readable messages)
     data: dict
     marks: dict = field(default_factory=dict, repr=False)  # path tuple -> (line, column)
+    snapshot: dict | None = field(default=None, repr=False)  # given.snapshot, loaded
 
     @property
     def name(self) -> str:
@@ -390,15 +391,44 @@ def check_data(data: Any, marks: dict, file: str) -> list[Problem]:
     return problems
 
 
-def load_text(text: str, file: str) -> Scenario:
+def load_text(text: str, file: str, base: Path | None = None) -> Scenario:
+    """``base``: the folder a ``given.snapshot`` file name is relative to (default: the
+    current one)."""
     data, marks, problems = parse_text(text, file)
     if data is None and not problems:
         problems = [Problem(file, 1, 1, "", "the file is empty")]
     if data is not None:
         problems += check_data(data, marks, file)
+    doc = None
+    if not problems:
+        doc, problem = _given_snapshot(data, marks, file, base)
+        problems += [problem] if problem else []
     if problems:
         raise ScenarioError(sorted(problems, key=lambda p: (p.line, p.column)))
-    return Scenario(file, data, marks)
+    return Scenario(file, data, marks, doc)
+
+
+def _given_snapshot(data: dict, marks: dict, file: str, base: Path | None):
+    """(the snapshot ``given.snapshot`` names, or a Problem saying why it cannot be used)."""
+    from .. import snapshot
+
+    value = (data.get("given") or {}).get("snapshot")
+    if value is None:
+        return None, None
+    path = ("given", "snapshot")
+    line, column = marks.get(path, (1, 1))
+    try:
+        if isinstance(value, str):
+            doc = snapshot.read_file((base or Path.cwd()) / value)
+        else:
+            doc = value
+            snapshot.check(doc)
+        if len(doc["tenants"]) != 1:
+            raise snapshot.SnapshotError("tenants", f"holds {len(doc['tenants'])} tenants; a "
+                                         "scenario loads a snapshot of one tenant")
+    except snapshot.SnapshotError as exc:
+        return None, Problem(file, line, column, "given.snapshot", str(exc))
+    return doc, None
 
 
 def load_scenario(path, name: str | None = None) -> Scenario:
@@ -414,7 +444,7 @@ def load_scenario(path, name: str | None = None) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError([Problem(file, 1, 1, "", f"not UTF-8 text ({exc.reason} at byte "
                                      f"{exc.start})")]) from None
-    return load_text(text, file)
+    return load_text(text, file, Path(path).resolve().parent)
 
 
 def find_files(paths) -> list[Path]:

@@ -218,24 +218,44 @@ def run_scenario(scenario: Scenario, target: Target | None = None,
     return result
 
 
-def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
+def apply_scenario(scenario: Scenario, tenant: TenantHandle,
+                   steps: bool = False) -> ScenarioResult:
+    """Apply a scenario's ``given`` (and with ``steps``, its steps and expectations) to an
+    existing tenant: init files. The tenant's clock is set only when the file names one."""
+    result = ScenarioResult(scenario.file, scenario.name)
+    _run(scenario, tenant.target, result, tenant, steps)
+    return result
+
+
+def _run(scenario: Scenario, target: Target, result: ScenarioResult,
+         tenant: TenantHandle | None = None, steps: bool = True) -> None:
     data = scenario.data
     settings = data.get("settings") or {}
-    actions = plan(scenario)
-    try:
-        options = data.get("tenant") or {}
-        tenant = target.new_tenant(options.get("unassigned"), settings.get("tenant_token"),
-                                   settings.get("api_token"), options.get("emailMatch"))
-    except AdminError as exc:
-        result.failures.append(StepFailure(scenario.where(("settings",)), "create the tenant",
-                                           message=str(exc)))
-        return
+    actions = plan(scenario) if steps else []
+    set_clock = tenant is None or "clock" in data
+    if tenant is None:
+        try:
+            options = data.get("tenant") or {}
+            tenant = target.new_tenant(options.get("unassigned"), settings.get("tenant_token"),
+                                       settings.get("api_token"), options.get("emailMatch"))
+        except AdminError as exc:
+            result.failures.append(StepFailure(scenario.where(("settings",)),
+                                               "create the tenant", message=str(exc)))
+            return
     result.tenant = tenant.tenant_token
+    if scenario.snapshot is not None:
+        try:
+            tenant.restore(scenario.snapshot)
+        except AdminError as exc:
+            result.failures.append(StepFailure(scenario.where(("given", "snapshot")),
+                                               "given.snapshot", message=str(exc)))
+            return
     try:  # the fake's clock starts at the scenario's and moves with its clock steps
-        tenant.clock(now=data.get("clock", DEFAULT_CLOCK))
+        if set_clock:
+            tenant.clock(now=data.get("clock", DEFAULT_CLOCK))
     except AdminError as exc:
-        result.failure = StepFailure(scenario.where(("clock",)), "set the clock",
-                                     message=str(exc))
+        result.failures.append(StepFailure(scenario.where(("clock",)), "set the clock",
+                                           message=str(exc)))
         return
     given = data.get("given") or {}
     for kind in ("companies", "endusers"):
@@ -271,7 +291,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult) -> None:
             try:
                 tenant.clock(now=action.now)
             except AdminError as exc:
-                result.failure = StepFailure(where, action.label, message=str(exc))
+                result.failures.append(StepFailure(where, action.label, message=str(exc)))
                 return
         elif action.kind == "fault":
             try:

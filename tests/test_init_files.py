@@ -1,0 +1,151 @@
+"""--init PATH: scenario files' given (and steps) seed the default tenant at start; broken
+files stop the start with file:line:column; given.snapshot in scenarios and init files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import requests
+
+from mock_planhat.cli import main
+from mock_planhat.scenario import Target, load_scenario, run_scenario
+from tests.test_cli import start, stop
+
+API = {"Authorization": "Bearer mock-api-token"}
+
+SEED_A = """\
+name: seed companies
+given:
+  companies:
+    - {name: Acme, externalId: acme, domains: [acme.com]}
+steps:
+  - identify: {userId: from-steps, traits: {email: steps@acme.com}}
+"""
+SEED_B = """\
+name: seed users
+given:
+  endusers:
+    - {externalId: ann, email: ann@acme.com, companyExternalId: acme}
+steps: []
+"""
+
+
+def _seed_folder(tmp_path):
+    folder = tmp_path / "init"
+    folder.mkdir()
+    (folder / "20-users.yaml").write_text(SEED_B)  # applied after 10-: file-name order
+    (folder / "10-companies.yaml").write_text(SEED_A)
+    return folder
+
+
+def _state(url):
+    return requests.get(url + "/__admin/state", timeout=5).json()
+
+
+def test_init_folder_applies_given_in_file_name_order(tmp_path):
+    proc, url = start("--port", "0", "--quiet", "--init", str(_seed_folder(tmp_path)))
+    try:
+        state = _state(url)
+        assert [c["name"] for c in state["companies"]] == ["Acme"]
+        assert [(u["externalId"], u["companyName"]) for u in state["endusers"]] == \
+            [("ann", "Acme")]
+        clock = requests.get(url + "/__admin/clock", timeout=5).json()
+        assert clock["real"] is True  # no clock in the files: wall time
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0 and "applied 2 init file(s)" in err
+
+
+def test_init_steps_runs_the_steps_too(tmp_path):
+    folder = _seed_folder(tmp_path)
+    proc, url = start("--port", "0", "--quiet", "--init", str(folder / "10-companies.yaml"),
+                      "--init", str(folder / "20-users.yaml"), "--init-steps")
+    try:
+        emails = sorted(u["email"] for u in _state(url)["endusers"])
+        assert emails == ["ann@acme.com", "steps@acme.com"]
+    finally:
+        stop(proc)
+
+
+def test_a_broken_init_file_stops_the_start_with_its_locations(tmp_path):
+    folder = _seed_folder(tmp_path)
+    (folder / "30-broken.yaml").write_text("name: broken\ngiven:\n  companies:\n"
+                                           "    - {externalId: x}\nsteps:\n  - florp: {}\n")
+    done = subprocess.run([sys.executable, "-m", "mock_planhat", "--port", "0", "--init",
+                           str(folder)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("mock-planhat: error: ") and "30-broken.yaml:4:" in lines[0]
+    assert any("30-broken.yaml:6:" in line for line in lines), lines
+    assert not any("20-users" in line for line in lines)
+
+
+def test_a_failing_init_step_stops_the_start(tmp_path):
+    path = tmp_path / "seed.yaml"
+    path.write_text("name: wrong\nsteps:\n  - identify: {userId: u, traits: {email: u@x.org}}\n"
+                    "expect:\n  count: {endusers: 5}\n")
+    done = subprocess.run([sys.executable, "-m", "mock_planhat", "--port", "0", "--init",
+                           str(path), "--init-steps"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "seed.yaml:5" in done.stderr and "Traceback" not in \
+        done.stderr
+
+
+def test_init_mistakes_are_one_line_errors(tmp_path, capsys):
+    assert main(["--port", "0", "--init", str(tmp_path / "nope")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["--port", "0", "--init-steps"]) == 2
+    assert "--init-steps needs --init" in capsys.readouterr().err
+
+
+def test_init_is_skipped_when_the_state_file_exists(tmp_path):
+    folder = _seed_folder(tmp_path)
+    state = tmp_path / "state.json"
+    proc, url = start("--port", "0", "--quiet", "--init", str(folder), "--state", str(state))
+    stop(proc)
+    proc, url = start("--port", "0", "--quiet", "--init", str(folder), "--state", str(state))
+    try:
+        assert len(_state(url)["companies"]) == 1  # not seeded twice
+    finally:
+        _, _, err = stop(proc)
+    assert "--init skipped" in err
+
+
+def _saved_tenant() -> dict:
+    target = Target()
+    try:
+        tenant = target.new_tenant()
+        tenant.api("POST", "/companies", {"name": "Globex", "externalId": "globex"})
+        tenant.api("POST", "/endusers", {"externalId": "u9", "companyExternalId": "globex"})
+        return tenant.snapshot()
+    finally:
+        target.close()
+
+
+def test_given_snapshot_file_is_relative_to_the_scenario(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "saved.json").write_text(json.dumps(_saved_tenant()))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: from a snapshot\ngiven:\n  snapshot: data/saved.json\n"
+                    "  companies: [{name: Acme, externalId: acme}]\nsteps:\n"
+                    "  - identify: {userId: u9, traits: {plan: pro}}\n"
+                    "expect:\n  count: {companies: 2, endusers: 1}\n  endusers:\n"
+                    "    - {externalId: u9, is: {custom: {plan: pro}, companyName: Globex}}\n")
+    result = run_scenario(load_scenario(path))
+    assert result.passed, result.render()
+
+
+def test_a_bad_given_snapshot_is_a_problem_of_the_file(tmp_path, capsys):
+    doc = _saved_tenant()
+    doc["formatVersion"] = 3
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: bad\ngiven:\n  snapshot: old.json\nsteps: []\n")
+    missing = tmp_path / "m.yaml"
+    missing.write_text("name: missing\ngiven:\n  snapshot: nowhere.json\nsteps: []\n")
+    assert main(["validate", str(path), str(missing)]) != 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "s.yaml:3:13: given.snapshot:" in text and "formatVersion: 3" in text, text
+    assert "m.yaml:3:13: given.snapshot:" in text and "cannot be read" in text, text
