@@ -30,7 +30,7 @@ from .config import (
 )
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
 
-COMMANDS = ("serve", "run", "validate", "schema")
+COMMANDS = ("serve", "run", "validate", "record", "schema")
 DESCRIPTION = """\
 A stateful fake of the Planhat API on your machine, and a test harness for Segment's
 Planhat destination. With no command, 'serve' starts the fake."""
@@ -40,6 +40,8 @@ examples:
   mock-planhat --port 0 --quiet         serve on a free port, no access log
   mock-planhat run scenarios/           run scenario files, report pass/fail
   mock-planhat validate my.yaml         check a scenario file
+  mock-planhat record --url URL -o r.yaml
+                                        a scenario file from what a running fake received
 
 Run 'mock-planhat COMMAND --help' for a command's options."""
 SERVER_OPTIONS = "server options ('serve', the default command; also 'mock-planhat serve --help'):"

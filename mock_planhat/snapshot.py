@@ -190,7 +190,8 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
                 if record.get("companyName") != company.get("name"):  # derived, kept in step
                     record = {**record, "companyName": company.get("name")}
             scratch.put_person(record, pending=kind == "pending")
-    scratch.activities = list(item.get("activities") or [])
+    for activity in item.get("activities") or []:
+        scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])
     report = scratch.report
     for entry in item.get("report") or []:

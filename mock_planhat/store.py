@@ -29,6 +29,7 @@ class IdCollision(Exception):
 
 
 _last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its text)
+RECORDING_BYTES = 64 * 1024 * 1024  # Segment calls a tenant's recording keeps, in JSON bytes
 
 
 def now_iso() -> str:
@@ -140,8 +141,9 @@ class Tenant:
 
     # State attributes, swapped together by ``adopt`` (a restore builds a scratch tenant first).
     STATE = ("companies", "endusers", "pending", "activities", "dimensiondata", "report",
-             "clock_millis", "_company_ext", "_company_src", "_company_domain",
-             "_person_ext", "_person_src", "_person_email", "_members")
+             "clock_millis", "recording_base", "recording_calls", "recording_bytes",
+             "recording_dropped", "_activities_of", "history", "_company_ext", "_company_src",
+             "_company_domain", "_person_ext", "_person_src", "_person_email", "_members")
 
     def adopt(self, other: Tenant) -> None:
         """Take ``other``'s whole state and options (all at once; the caller holds the lock)."""
@@ -150,6 +152,12 @@ class Tenant:
 
     def clear(self) -> None:
         self.clock_millis: int | None = None
+        # The recording (GET /__admin/scenario): the state before the first Segment call and
+        # the calls since, as JSON bytes, bounded by RECORDING_BYTES.
+        self.recording_base: dict | None = None
+        self.recording_calls: list[bytes] = []
+        self.recording_bytes = 0
+        self.recording_dropped = 0
         self.companies: dict[str, dict] = {}
         self.endusers: dict[str, dict] = {}
         self.pending: dict[str, dict] = {}

@@ -122,7 +122,7 @@ def test_port_in_use_is_a_clear_error():
 def test_an_unknown_command_lists_the_valid_ones(capsys, word, hint):
     assert main([word, "scenarios"]) == 2
     err = capsys.readouterr().err
-    assert f"unknown command '{word}' (choose from serve, run, validate, schema)." in err
+    assert f"unknown command '{word}' (choose from serve, run, validate, record, schema)." in err
     assert hint in err and "unrecognized arguments" not in err
 
 

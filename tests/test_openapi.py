@@ -283,6 +283,7 @@ def test_tracking_and_admin_answers_conform(doc, c):
     conforms(doc, "/__admin/snapshot", "get", c.get("/__admin/snapshot?tenant=nope"))
     conforms(doc, "/__admin/snapshot", "put", c.put("/__admin/snapshot", json=snap.get_json()))
     conforms(doc, "/__admin/snapshot", "put", c.put("/__admin/snapshot", json={"format": 1}))
+    conforms(doc, "/__admin/scenario", "get", c.get("/__admin/scenario"))  # 409: nothing yet
     conforms(doc, "/__admin/clock", "get", c.get("/__admin/clock"))
     conforms(doc, "/__admin/clock", "post", c.post("/__admin/clock", json={"advance": "P1D"}))
     conforms(doc, "/__admin/clock", "post", c.post("/__admin/clock", json={"advance": "P1M"}))

@@ -293,6 +293,18 @@ def post_clock():
         return jsonify(tenant.clock_state())
 
 
+@bp.get("/scenario")
+def recorded_scenario():
+    """The scenario file that replays what the tenant received (YAML)."""
+    from ..recording import RecordingError, scenario_lines
+
+    try:
+        lines = scenario_lines(_tenant())
+    except RecordingError as exc:
+        raise ApiError(409, "nothing_to_record", f"tenant: {exc}", "tenant") from None
+    return Response(lines, mimetype="application/yaml")
+
+
 @bp.get("/openapi.json")
 def openapi():
     text = resources.files("mock_planhat").joinpath("openapi.json").read_text("utf-8")

@@ -33,6 +33,21 @@ def add_parsers(sub) -> None:
                                "object a line")
     validate.set_defaults(handler=validate_command)
 
+    record = sub.add_parser(
+        "record", help="write a scenario file from what a tenant of a running fake received",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a scenario file that replays what one tenant of a running fake "
+                    "received: its state before the first Segment call as given.snapshot, "
+                    "every Segment call since as a step, and its state now as expect.",
+        epilog="example:\n  mock-planhat record --url http://127.0.0.1:8765 -o regression.yaml"
+               "\n  mock-planhat run regression.yaml")
+    record.add_argument("--url", required=True, help="the running mock-planhat")
+    record.add_argument("--tenant", default=None, metavar="TOKEN",
+                        help="either token of the tenant (default: the default tenant)")
+    record.add_argument("-o", "--output", default="-", metavar="FILE",
+                        help="the scenario file to write (default: standard output)")
+    record.set_defaults(handler=record_command)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files",
                             description="Print the JSON Schema (draft 2020-12) of scenario "
                                         "files, for editors and CI.")
@@ -121,6 +136,56 @@ def validate_command(args: argparse.Namespace) -> int:
     if not args.calls:
         print(f"{valid} valid, {invalid} invalid")
     return 1 if invalid else 0
+
+
+def record_command(args: argparse.Namespace) -> int:
+    """GET /__admin/scenario, streamed into the file (temp file + rename: a failed download
+    never leaves half a scenario)."""
+    import os
+    import tempfile
+    from urllib.parse import quote
+
+    import requests
+
+    url = args.url.rstrip("/") + "/__admin/scenario"
+    if args.tenant:
+        url += "?tenant=" + quote(args.tenant, safe="")
+    try:
+        response = requests.get(url, stream=True, timeout=60)
+    except (requests.RequestException, ValueError) as exc:
+        print(f"mock-planhat: error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
+    with response:
+        if response.status_code != 200:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text[:300]
+            print(f"mock-planhat: error: {args.url} answered {response.status_code}: {message}",
+                  file=sys.stderr)
+            return 2
+        if args.output == "-":
+            for chunk in response.iter_content(65536):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            return 0
+        folder = os.path.dirname(os.path.abspath(args.output))
+        try:
+            fd, temp = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=folder)
+        except OSError as exc:
+            print(f"mock-planhat: error: {args.output}: {exc.strerror}", file=sys.stderr)
+            return 2
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in response.iter_content(65536):
+                    handle.write(chunk)
+            os.replace(temp, args.output)
+        except (OSError, requests.RequestException) as exc:
+            os.unlink(temp)
+            print(f"mock-planhat: error: {args.output}: {exc}", file=sys.stderr)
+            return 2
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
 
 def schema_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,119 @@
+"""Record → scenario: the real Segment SDK sends traffic to a live fake, `record` writes a
+scenario, `run` replays it (passes); one changed expectation fails with a diff."""
+
+from __future__ import annotations
+
+import requests
+import yaml
+from segment.analytics import Client
+
+from mock_planhat.cli import main
+from mock_planhat.scenario import run_scenario
+
+PERSONAS = {"computation_class": "audience", "computation_key": "power_users",
+            "computation_id": "aud_9", "namespace": "spa_1", "space_id": "spa_1"}
+
+
+def _traffic(url: str, tenant: str, api: str) -> None:
+    headers = {"Authorization": f"Bearer {api}"}
+    # REST before the first Segment call: part of the recording's given snapshot
+    assert requests.post(url + "/companies", headers=headers, timeout=5,
+                         json={"name": "Acme", "externalId": "acme",
+                               "domains": ["acme.com"]}).status_code == 200
+    errors = []
+    client = Client(write_key=tenant, host=url, sync_mode=True, max_retries=1,
+                    on_error=lambda error, batch: errors.append(error))
+    client.identify("u1", {"email": "ann@acme.com", "firstName": "Ann", "plan": "pro"})
+    client.group("u2", "g2", {"name": "Globex", "website": "https://globex.com"})
+    client.identify("u2", {"email": "bob@globex.com", "company": {"id": "g2"}})
+    client.track("u1", "Order Completed", {"revenue": 42.5})
+    client.page("u2", "Docs", "Pricing", {"path": "/pricing"})
+    client.identify("u3", {"email": "cat@nowhere.org"})  # held: no company
+    client.track("ghost", "Opened")  # unknown user: the report
+    client.identify("u1", {"power_users": True}, context={"personas": PERSONAS})
+    client.alias("u2", "u2-new")
+    client.screen("u1", "App", "Home")
+    client.flush()
+    assert errors == []
+
+
+def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, tmp_path,
+                                                                 capsys):
+    url = planhat_server.url
+    made = requests.post(url + "/__admin/tenants", json={}, timeout=5).json()
+    try:
+        _traffic(url, made["tenantToken"], made["apiToken"])
+        out = tmp_path / "regression.yaml"
+        assert main(["record", "--url", url, "--tenant", made["tenantToken"], "-o",
+                     str(out)]) == 0
+        data = yaml.safe_load(out.read_text())
+        assert data["given"]["snapshot"]["tenants"][0]["companies"][0]["name"] == "Acme"
+        kinds = [next(iter(step)) for step in data["steps"]]
+        assert kinds == ["identify", "group", "identify", "track", "page", "identify",
+                         "track", "identify", "alias", "screen"]
+        expect = data["expect"]
+        assert expect["count"]["endusers"] == 2 and expect["count"]["pending"] == 1
+        assert expect["report"] == {"unknown_user": {"min": 1}}  # ghost; not group's skip
+        ann = next(e for e in expect["endusers"] if e["externalId"] == "u1")
+        assert ann["is"]["custom"]["power_users"] is True and ann["actions"] == [
+            "Order Completed"]
+        assert main(["run", str(out)]) == 0, capsys.readouterr().out
+        assert main(["run", "--url", url, str(out)]) == 0, capsys.readouterr().out
+        capsys.readouterr()
+
+        ann["is"]["custom"]["plan"] = "free"  # one expectation changed
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert main(["run", str(changed)]) == 1
+        text = capsys.readouterr().out
+        assert "FAIL" in text and "(externalId 'u1') fields" in text, text
+        assert '-    "plan": "free"' in text and '+    "plan": "pro"' in text, text
+    finally:
+        requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
+
+
+def test_rest_only_traffic_is_not_a_recording(planhat_live):
+    """The destination's REST requests (no /v1 call) are not Segment calls: nothing to record,
+    said clearly (409), not an empty scenario."""
+    planhat_live.destination().send({"type": "identify", "userId": "x1",
+                                     "traits": {"email": "x1@x.org"}})
+    response = planhat_live.target.request("GET", "/__admin/scenario?tenant="
+                                           + planhat_live.tenant_token)
+    assert response.status == 409
+    assert "no Segment call" in response.json()["message"]
+
+
+def test_segment_traffic_through_v1_is_recorded_and_reset_forgets_it(planhat_server):
+    url = planhat_server.url
+    made = requests.post(url + "/__admin/tenants", json={}, timeout=5).json()
+    try:
+        query = "?tenant=" + made["tenantToken"]
+        nothing = requests.get(url + "/__admin/scenario" + query, timeout=5)
+        assert nothing.status_code == 409 and nothing.json()["field"] == "tenant"
+        calls = [{"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.org"}}
+                 for i in range(300)] + [{"type": "track", "event": "no ids"}]
+        r = requests.post(url + "/v1/batch", json={"batch": calls,
+                                                   "writeKey": made["tenantToken"]}, timeout=30)
+        assert r.status_code == 200
+        text = requests.get(url + "/__admin/scenario" + query, timeout=30).text
+        from mock_planhat.scenario.load import load_text
+
+        scenario = load_text(text, "recorded.yaml")
+        assert len(scenario.data["steps"]) == 300
+        assert scenario.data["expect"]["count"]["pending"] == 300
+        assert run_scenario(scenario).passed
+        requests.post(url + "/__admin/reset" + query, timeout=5)
+        assert requests.get(url + "/__admin/scenario" + query, timeout=5).status_code == 409
+    finally:
+        requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
+
+
+def test_record_errors_are_one_line(tmp_path, capsys):
+    assert main(["record", "--url", "http://127.0.0.1:9", "-o", str(tmp_path / "x.yaml")]) == 2
+    assert "cannot reach" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_record_of_an_unknown_tenant_says_so(planhat_server, capsys):
+    assert main(["record", "--url", planhat_server.url, "--tenant", "nope"]) == 2
+    assert "404" in capsys.readouterr().err
