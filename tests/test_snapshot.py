@@ -105,7 +105,8 @@ def test_restore_rebuilds_indexes(planhat):
 
 
 def test_whole_server_snapshot_restores_every_tenant(client):
-    made = client.post("/__admin/tenants", json={"unassigned": "discard"}).get_json()
+    made = client.post("/__admin/tenants", json={"unassigned": "discard",
+                                                  "emailMatch": "strict"}).get_json()
     headers = {"Authorization": f"Bearer {made['apiToken']}"}
     client.post("/companies", headers=headers, json={"name": "Theirs"})
     doc = client.get("/__admin/snapshot").get_json()
@@ -119,6 +120,7 @@ def test_whole_server_snapshot_restores_every_tenant(client):
     tenants = {t["tenantToken"]: t for t in other.get("/__admin/tenants").get_json()}
     assert set(tenants) == {"mock-tenant-token", made["tenantToken"]}
     assert tenants[made["tenantToken"]]["unassigned"] == "discard"
+    assert tenants[made["tenantToken"]]["emailMatch"] == "strict"
     names = [c["name"] for c in other.get("/companies", headers=headers).get_json()]
     assert names == ["Theirs"]
 
@@ -256,3 +258,15 @@ def test_reset_returns_the_clock_to_wall_time(client):
     client.post("/__admin/clock", json={"now": "2020-01-01T00:00:00Z"})
     client.post("/__admin/reset")
     assert client.get("/__admin/clock").get_json()["real"] is True
+
+
+def test_a_tenant_may_not_take_the_default_tenants_tokens_in_another_role(client):
+    doc = client.get("/__admin/snapshot").get_json()
+    item = dict(doc["tenants"][0], tenantToken="mock-api-token", apiToken="other-api")
+    doc["tenants"] = [item]
+    response = client.put("/__admin/snapshot", json=doc)
+    assert response.status_code == 400 and response.get_json()["field"] == "tenants[0].apiToken"
+    doc["tenants"] = [dict(item, tenantToken="bad/token")]
+    response = client.put("/__admin/snapshot", json=doc)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "tenants[0].tenantToken"
