@@ -8,7 +8,8 @@ turns another project's data files into tests. Each scenario runs in a fresh in-
 Fixtures:
 
 * ``planhat`` — a fresh in-process fake with a fresh tenant (a ``TenantHandle``: ``.settings()``,
-  ``.destination()``, ``.api()``, ``.state()``, ``.report()``, ``.journal()``, ``.fault()``);
+  ``.destination()``, ``.api()``, ``.state()``, ``.report()``, ``.journal()``, ``.fault()``,
+  ``.snapshot()``, ``.restore(doc)``, ``.clock(...)``);
 * ``planhat_server`` — a live fake on a free port, shared by the session (``.url``);
 * ``planhat_live`` — a fresh tenant on that live server (a ``TenantHandle`` over HTTP);
 * ``planhat_destination`` — a translator ``Destination`` bound to ``planhat``'s tenant.
@@ -102,7 +103,8 @@ class ScenarioItem(pytest.Item):
 def planhat():
     """A fresh in-process fake (no socket) and a fresh tenant in it: a ``TenantHandle`` with
     ``.settings()``, ``.destination()``, ``.api(method, path, body)``, ``.state()``,
-    ``.report()``, ``.journal()`` and ``.fault(status, ...)``; its repr names the URL and the
+    ``.report()``, ``.journal()``, ``.fault(status, ...)``, ``.snapshot()``, ``.restore(doc)``
+    and ``.clock(now=... | advance=... | real=True)``; its repr names the URL and the
     tenant token."""
     from mock_planhat.scenario import Target
 
