@@ -44,9 +44,20 @@ def parse_time(text, field: str) -> int:
                                    "2024-06-01T00:00:00Z")
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+        millis = int(stamp.timestamp() * 1000)
+    except (ValueError, OverflowError) as exc:
         raise SnapshotError(field, f"{text!r}: {exc}") from None
-    return int(stamp.timestamp() * 1000)
+    _in_range(millis, field)
+    return millis
+
+
+_LAST_MILLIS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def _in_range(millis: int, field: str) -> None:
+    if not 0 <= millis <= _LAST_MILLIS:
+        raise SnapshotError(field, "the clock runs from 1970-01-01T00:00:00Z to "
+                                   "9999-12-31T23:59:59.999Z")
 
 
 def parse_duration(value, field: str) -> int:
@@ -81,7 +92,9 @@ def set_clock(tenant: Tenant, body: dict) -> None:
     if keys[0] == "now":
         tenant.set_clock(parse_time(body["now"], "now"))
     elif keys[0] == "advance":
-        tenant.set_clock(tenant.now_millis() + parse_duration(body["advance"], "advance"))
+        moved = tenant.now_millis() + parse_duration(body["advance"], "advance")
+        _in_range(moved, "advance")
+        tenant.set_clock(moved)
     elif body["real"] is True:
         tenant.set_clock(None)
     else:

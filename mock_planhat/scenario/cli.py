@@ -113,7 +113,7 @@ def _tenant_line(result, url: str | None) -> str:
 
 def validate_command(args: argparse.Namespace) -> int:
     from .load import ScenarioError, load_scenario
-    from .plan import planned_calls
+    from .plan import iter_calls
 
     files = _files(args.paths, sys.stderr)
     if files is None:
@@ -129,7 +129,7 @@ def validate_command(args: argparse.Namespace) -> int:
             continue
         valid += 1
         if args.calls:
-            for call in planned_calls(scenario):
+            for call in iter_calls(scenario):
                 print(json.dumps(call, ensure_ascii=False))
         else:
             print(f"ok  {path}: {scenario.name}")

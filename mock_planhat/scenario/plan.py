@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -140,16 +141,24 @@ class Planner:
         return list(dict.fromkeys(out))
 
     # ----- steps ---------------------------------------------------------------------------
-    def plan(self) -> list[Action]:
-        actions: list[Action] = []
+    def actions(self) -> Iterator[Action]:
+        """The actions, planned one at a time. A generate step's ``calls`` is an iterator
+        that uses the seeded random source: consume it before asking for the next action
+        (``plan()`` does), so the same file always gives the same calls."""
         for index, step in enumerate(self.scenario.data.get("steps") or []):
             kind = next(k for k in step if k != "note")
             body = step[kind]
             path = ("steps", index, kind)
             label = f"steps[{index}] {kind}" + (f" ({step['note']})" if "note" in step else "")
-            actions.append(self.step(kind, body, path, label))
+            yield self.step(kind, body, path, label)
         if "expect" in self.scenario.data:
-            actions.append(self.expect(self.scenario.data["expect"], ("expect",), "expect"))
+            yield self.expect(self.scenario.data["expect"], ("expect",), "expect")
+
+    def plan(self) -> list[Action]:
+        actions = []
+        for action in self.actions():
+            action.calls = list(action.calls)
+            actions.append(action)
         return actions
 
     def step(self, kind: str, body: dict, path: tuple, label: str) -> Action:
@@ -171,19 +180,21 @@ class Planner:
             self.emails.update((u.userId, u.email) for u in users)
             active = self.active.setdefault(name, {})
             spread = duration(body["spread"]) if "spread" in body else None
-            calls = []
-            for user in users:
-                for call in user_calls(user, body, self.rng):
-                    at = None
-                    if spread is not None and call["type"] in ("track", "page"):
-                        at = self.clock.now - spread * self.rng.random()
-                        at -= timedelta(microseconds=at.microsecond % 1000)
-                    calls.append(self.complete(call, at=at))
-                    stamp = at or self.clock.now - timedelta(seconds=1)
-                    if call["type"] in ("track", "page") and stamp > active.get(
-                            user.userId, stamp - timedelta(1)):
-                        active[user.userId] = stamp
-            return Action("send", path, label + f": {len(users)} users", calls=calls)
+
+            def calls():  # made as they are sent: the runner never holds them all
+                for user in users:
+                    for call in user_calls(user, body, self.rng):
+                        at = None
+                        if spread is not None and call["type"] in ("track", "page"):
+                            at = self.clock.now - spread * self.rng.random()
+                            at -= timedelta(microseconds=at.microsecond % 1000)
+                        yield self.complete(call, at=at)
+                        stamp = at or self.clock.now - timedelta(seconds=1)
+                        if call["type"] in ("track", "page") and stamp > active.get(
+                                user.userId, stamp - timedelta(1)):
+                            active[user.userId] = stamp
+
+            return Action("send", path, label + f": {len(users)} users", calls=calls())
         if kind == "audience":
             key = body.get("key") or audience_key(body["name"])
             comp = self.computations.get(key)
@@ -254,6 +265,18 @@ def plan(scenario: Scenario) -> list[Action]:
     return Planner(scenario).plan()
 
 
+def iter_plan(scenario: Scenario) -> Iterator[Action]:
+    """The plan one action at a time (see ``Planner.actions``): what the runner uses, so a
+    generate step of 100,000 users is never held whole."""
+    return Planner(scenario).actions()
+
+
+def iter_calls(scenario: Scenario) -> Iterator[dict]:
+    """Every Segment call the scenario sends, in order, one at a time."""
+    for action in iter_plan(scenario):
+        yield from action.calls
+
+
 def planned_calls(scenario: Scenario) -> list[dict]:
     """Every Segment call the scenario sends, in order."""
-    return [call for action in plan(scenario) for call in action.calls]
+    return list(iter_calls(scenario))

@@ -7,6 +7,7 @@ rest (tenants, faults, state), so both targets behave the same.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -15,9 +16,10 @@ from urllib.parse import quote, urlencode
 
 from .assertions import Mismatch, check
 from .load import Scenario, ScenarioError, load_scenario
-from .plan import DEFAULT_CLOCK, plan
+from .plan import DEFAULT_CLOCK, iter_plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
+SEND_CHUNK = 5_000  # calls sent at once: the runner holds a chunk, never a whole generate step
 
 
 class AdminError(RuntimeError):
@@ -231,7 +233,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
          tenant: TenantHandle | None = None, steps: bool = True) -> None:
     data = scenario.data
     settings = data.get("settings") or {}
-    actions = plan(scenario) if steps else []
+    actions = iter_plan(scenario) if steps else iter(())
     set_clock = tenant is None or "clock" in data
     if tenant is None:
         try:
@@ -273,20 +275,20 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
     for action in actions:
         where = scenario.where(action.path)
         if action.kind == "send":
-            if not action.calls:
-                continue
-            sent = destination.send_many(action.calls)
-            result.calls += len(action.calls)
-            delivered["calls"] += sent.calls
-            for call in action.calls:
-                kind = call.get("type", "?") if isinstance(call, dict) else "?"
-                delivered["types"][kind] = delivered["types"].get(kind, 0) + 1
-            delivered["sent"] += sent.sent
-            delivered["failed"] += sent.failed_calls
-            for reason, n in sent.skipped.items():
-                delivered["skipped"][reason] = delivered["skipped"].get(reason, 0) + n
-            if sent.failed:
-                unchecked.append((where, action.label, _fail_text(sent)))
+            calls = iter(action.calls)
+            while chunk := list(itertools.islice(calls, SEND_CHUNK)):
+                sent = destination.send_many(chunk)
+                result.calls += len(chunk)
+                delivered["calls"] += sent.calls
+                for call in chunk:
+                    kind = call.get("type", "?") if isinstance(call, dict) else "?"
+                    delivered["types"][kind] = delivered["types"].get(kind, 0) + 1
+                delivered["sent"] += sent.sent
+                delivered["failed"] += sent.failed_calls
+                for reason, n in sent.skipped.items():
+                    delivered["skipped"][reason] = delivered["skipped"].get(reason, 0) + n
+                if sent.failed:
+                    unchecked.append((where, action.label, _fail_text(sent)))
         elif action.kind == "clock":
             try:
                 tenant.clock(now=action.now)
