@@ -270,3 +270,16 @@ def test_a_tenant_may_not_take_the_default_tenants_tokens_in_another_role(client
     response = client.put("/__admin/snapshot", json=doc)
     assert response.status_code == 400
     assert response.get_json()["field"] == "tenants[0].tenantToken"
+
+
+def test_a_whole_server_restore_drops_the_deleted_tenants_fault_rules(client):
+    made = client.post("/__admin/tenants", json={}).get_json()
+    doc = client.get("/__admin/snapshot?tenant=mock-tenant-token").get_json()
+    client.post("/__admin/faults", json={"status": 503, "tenant": made["tenantToken"]})
+    client.post("/__admin/faults", json={"status": 503, "tenant": "mock-tenant-token",
+                                         "path": "/nowhere"})
+    assert client.put("/__admin/snapshot", json=doc).status_code == 200
+    tenants = [t["tenantToken"] for t in client.get("/__admin/tenants").get_json()]
+    assert tenants == ["mock-tenant-token"]
+    assert [r["tenant"] for r in client.get("/__admin/faults").get_json()] == \
+        ["mock-tenant-token"]

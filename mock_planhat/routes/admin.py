@@ -265,10 +265,15 @@ def put_snapshot():
     """Restore a snapshot, all or nothing (400 naming the field; nothing changes)."""
     tenant = _tenant() if "tenant" in request.args else None
     doc = read_json(dict)
+    fake = _fake()
+    before = fake.registry.all()
     try:
-        restored = snapshot.restore(_fake().registry, doc, tenant)
+        restored = snapshot.restore(fake.registry, doc, tenant)
     except snapshot.SnapshotError as exc:
         raise ApiError(400, "invalid_snapshot", str(exc), exc.field) from None
+    gone = [t for t in before if fake.registry.by_tenant_token(t.tenant_token) is not t]
+    if gone:  # a whole-server restore deleted them: their fault rules go too
+        fake.faults.clear(frozenset(tok for t in gone for tok in (t.tenant_token, t.api_token)))
     return jsonify({"restored": [t.tenant_token for t in restored]})
 
 
