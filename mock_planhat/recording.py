@@ -71,22 +71,25 @@ def scenario_lines(tenant: Tenant) -> Iterator[str]:
 
 def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
     keys = _call_keys()
-    steps, left_out = [], 0
-    for raw in calls:
-        call = json.loads(raw)
-        kind = call.get("type")
-        if kind not in keys:
-            left_out += 1
-            continue
-        allowed, required = keys[kind]
-        body = {k: v for k, v in call.items() if k in allowed and v is not None}
-        if any(k not in body for k in required) or (
-                kind != "alias" and "userId" not in body and "anonymousId" not in body):
-            left_out += 1
-            continue
-        steps.append({kind: body})
+
+    def steps():  # parsed again on each pass: the recording is never held as dicts
+        for raw in calls:
+            call = json.loads(raw)
+            kind = call.get("type")
+            if kind not in keys:
+                yield None
+                continue
+            allowed, required = keys[kind]
+            body = {k: v for k, v in call.items() if k in allowed and v is not None}
+            if any(k not in body for k in required) or (
+                    kind != "alias" and "userId" not in body and "anonymousId" not in body):
+                yield None
+                continue
+            yield {kind: body}
+
+    left_out = sum(1 for step in steps() if step is None)
     description = (f"Recorded by mock-planhat from tenant {tenant.tenant_token}: "
-                   f"{len(steps)} Segment call(s)")
+                   f"{len(calls) - left_out} Segment call(s)")
     if left_out:
         description += f"; {left_out} call(s) the scenario schema cannot hold were left out"
     base_doc = {"format": fmt, "formatVersion": version, "tenants": [base["tenant"]]}
@@ -94,12 +97,13 @@ def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
                  "description": description, "clock": base["at"]})
     yield _dump({"tenant": {"unassigned": tenant.unassigned}})
     yield _dump({"given": {"snapshot": base_doc}})
-    if not steps:
+    if left_out == len(calls):
         yield "steps: []\n"
     else:
         yield "steps:\n"
-        for step in steps:
-            yield _indent(_dump(step), "  ") + "\n"
+        for step in steps():
+            if step is not None:
+                yield _indent(_dump(step), "  ") + "\n"
     yield _dump({"expect": expectations(now)})
 
 

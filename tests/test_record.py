@@ -117,3 +117,25 @@ def test_record_errors_are_one_line(tmp_path, capsys):
 def test_record_of_an_unknown_tenant_says_so(planhat_server, capsys):
     assert main(["record", "--url", planhat_server.url, "--tenant", "nope"]) == 2
     assert "404" in capsys.readouterr().err
+
+
+def test_a_recording_of_10000_calls_is_a_valid_scenario(tmp_path):
+    """Big recordings are written step by step and stay valid against the scenario schema."""
+    from mock_planhat import create_app
+    from mock_planhat.scenario.load import load_scenario
+
+    client = create_app().test_client()
+    calls = [{"type": "identify", "userId": f"u{i}", "traits": {"email": f"u{i}@x.org"}}
+             for i in range(10_000)]
+    for start in range(0, len(calls), 2_000):
+        assert client.post("/v1/batch", json={"batch": calls[start:start + 2_000],
+                                              "writeKey": "mock-tenant-token"}).status_code == 200
+    response = client.get("/__admin/scenario")
+    assert response.status_code == 200 and response.is_streamed
+    path = tmp_path / "big.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        for piece in response.response:
+            handle.write(piece if isinstance(piece, str) else piece.decode())
+    scenario = load_scenario(path)
+    assert len(scenario.data["steps"]) == 10_000
+    assert scenario.data["expect"]["count"]["pending"] == 10_000
