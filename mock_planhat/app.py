@@ -12,21 +12,23 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
 from . import errors
-from .auth import tenant_hint
+from .auth import tenant_hint, token_from_header
 from .config import Config
 from .faults import Faults
 from .journal import JOURNAL_BODY, Journal
+from .ratelimit import EXEMPT, RateLimiter
 from .tenants import Registry
 
 
 @dataclass
 class Fake:
-    """What one app owns: its config, tenants, journal and fault rules."""
+    """What one app owns: its config, tenants, journal, fault rules and rate limiter."""
 
     config: Config
     registry: Registry
     journal: Journal
     faults: Faults
+    limiter: RateLimiter
 
 
 def create_app(config: Config | None = None, **overrides) -> Flask:
@@ -36,7 +38,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     fake = Fake(config, Registry(config), Journal(config.journal_size, config.journal_bytes,
-                                                 config.payload_bytes), Faults())
+                                                 config.payload_bytes), Faults(),
+                RateLimiter(config.clock))
     app.extensions["mock_planhat"] = fake
     app.wsgi_app = _SizedBodies(app.wsgi_app, config.max_body)
     errors.register(app)
@@ -58,10 +61,16 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "
                                       "loopback clients only (and --admin-from networks)", None)
             return None
-        return apply_fault(fake, _request_tokens(fake, _tenant_hint()))
+        answer = apply_fault(fake, _request_tokens(fake, _tenant_hint()))
+        if answer is None and fake.registry.rate_limited and EXEMPT not in request.environ:
+            return _rate_limit(fake)
+        return answer
 
     @app.after_request
     def _after(response):
+        decision = request.environ.get(_RATE)
+        if decision is not None:
+            response.headers.update(decision.headers())
         path = request.path
         if (response.content_length or 0) > _LARGE:  # a large answer, made of large parts
             request.environ[_TRIM] = True
@@ -200,6 +209,36 @@ def attribute_tenant(tenant_token: str):
         return None  # the headers named the tenant already; its rules had their chance
     fake = fake_of(current_app)
     return apply_fault(fake, _request_tokens(fake, tenant_token), scoped_only=True)
+
+
+_RATE = "mock_planhat.rate_limit"
+_REST_ROOTS = ("endusers", "companies", "leancompanies")
+
+
+def _rate_limit(fake: Fake):
+    """Count a REST request (per API token) or a ``/dock/segment`` call (per tenant token)
+    against its tenant's rate limit; a 429 when over it. Other paths are exempt."""
+    root = request.path.lstrip("/").partition("/")[0]
+    registry = fake.registry
+    if root in _REST_ROOTS:
+        lookup = registry.by_api_token
+    elif request.path == "/dock/segment":
+        lookup = registry.by_tenant_token
+    else:
+        return None
+    token = token_from_header()
+    tenant = lookup(token) if token else None
+    if tenant is None or tenant.rate_limit is None:
+        return None  # the route answers 401, or the tenant has no limit
+    frozen = tenant.clock_millis  # a test clock set by POST /__admin/clock: the limit reads it
+    decision = fake.limiter.take(token, tenant.rate_limit,
+                                 None if frozen is None else (lambda: frozen / 1000))
+    request.environ[_RATE] = decision
+    if decision.allowed:
+        return None
+    return errors.error_response(
+        429, "rate_limited", f"Too many requests: over the rate limit {tenant.rate_limit.text!r}"
+        f"; retry after {decision.retry_after} s", "Authorization")
 
 
 def _tenant_hint() -> str | None:

@@ -28,6 +28,7 @@ from .config import (
     Config,
     check_cidr,
 )
+from .ratelimit import parse_rate_limit
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
 
 COMMANDS = ("serve", "run", "validate", "record", "schema")
@@ -111,6 +112,10 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                         "file-name order; repeatable")
     p.add_argument("--init-steps", action="store_true",
                    help="with --init, also run the files' steps and expectations")
+    p.add_argument("--rate-limit", type=_rate_limit, default=None, metavar="LIMIT",
+                   help="answer 429 with Retry-After over a rate limit, per token, on the REST "
+                        "paths and /dock/segment: 'planhat' (150/s with bursts of 50, and 200 a "
+                        "minute), N/s or N/min (e.g. 20/s), or off (default: off)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -171,6 +176,14 @@ def _interval(text: str) -> float:
     return value
 
 
+def _rate_limit(text: str) -> str:
+    try:
+        parse_rate_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -214,7 +227,8 @@ def serve(args) -> int:
                                  report_bytes=args.report_bytes,
                                  payload_bytes=args.payload_bytes,
                                  max_body=args.max_body or DEFAULT_MAX_BODY,
-                                 admin_from=args.admin_from)
+                                 admin_from=args.admin_from,
+                                 rate_limit=args.rate_limit)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2
@@ -268,6 +282,9 @@ def serve(args) -> int:
           f"{config.api_token})\n"
           f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
           flush=True)
+    if config.rate_limit and parse_rate_limit(config.rate_limit):
+        print(f"  rate limit:   {parse_rate_limit(config.rate_limit).text} per token (429 with "
+              "Retry-After on the REST paths and /dock/segment)", flush=True)
     return run_until_signal(server, save, args.autosave, stop)
 
 

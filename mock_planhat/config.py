@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .ratelimit import parse_rate_limit
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE
 
 DEFAULT_HOST = "127.0.0.1"
@@ -75,6 +78,8 @@ class Config:
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     max_body: int = DEFAULT_MAX_BODY
     admin_from: list = field(default_factory=list)  # CIDRs besides loopback (--admin-from)
+    rate_limit: str | None = None  # every tenant's default: planhat, N/s, N/min, off
+    clock: Callable[[], float] = time.monotonic  # monotonic seconds, for the rate limits
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,6 +103,10 @@ class Config:
                 raise ValueError(f"{name} must be >= 0")
         for cidr in self.admin_from:
             check_cidr(cidr)
+        try:
+            parse_rate_limit(self.rate_limit)
+        except ValueError as exc:
+            raise ValueError(f"rate_limit: {exc}") from None
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:

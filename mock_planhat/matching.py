@@ -22,7 +22,8 @@ that finds a record wins. A matched row updates that record; an unmatched row cr
 * An activity for no known end user creates one when it names a company (as a new end user
   row would find one); without a company it is not stored (``unknown_user``).
 
-Callers hold ``tenant.lock``. Every row that is not applied is written to the tenant's report.
+Callers hold ``tenant.lock``. Every row that is not applied is written to the tenant's report,
+except a single write's: its 4xx answer says why.
 
 Every outcome is also the row's **decision** (see :mod:`mock_planhat.trace`): the key that
 matched (``key``), the record before the write (``old``, a reference: records are never
@@ -77,13 +78,15 @@ class Rejected(Exception):
         self.near, self.status = near, status
 
 
-def attempt(tenant: Tenant, write, row, source: str | None = None) -> Outcome:
+def attempt(tenant: Tenant, write, row, source: str | None = None,
+            report: bool = True) -> Outcome:
     """Run ``write()``; a `Rejected` becomes a rejected (or discarded) outcome, written to the
-    report."""
+    report unless ``report`` is False (a single write answers its refusal itself, as a 4xx)."""
     try:
         outcome = write()
     except Rejected as exc:
-        tenant.add_report(exc.reason, exc.message, row, source)
+        if report:
+            tenant.add_report(exc.reason, exc.message, row, source)
         outcome = Outcome(exc.status, None, exc.reason, exc.message, exc.field, near=exc.near)
     outcome.row = row
     return outcome

@@ -10,6 +10,8 @@ Fixtures:
 * ``planhat`` — a fresh in-process fake with a fresh tenant (a ``TenantHandle``: ``.settings()``,
   ``.destination()``, ``.api()``, ``.state()``, ``.report()``, ``.journal()``, ``.fault()``,
   ``.snapshot()``, ``.restore(doc)``, ``.clock(...)``);
+  parametrized indirectly with ``"rest"``/``"dock"`` (how its destinations deliver) or a dict
+  of ``delivery``, ``unassigned``, ``email_match``, ``rate_limit``;
 * ``planhat_server`` — a live fake on a free port, shared by the session (``.url``);
 * ``planhat_live`` — a fresh tenant on that live server (a ``TenantHandle`` over HTTP);
 * ``planhat_destination`` — a translator ``Destination`` bound to ``planhat``'s tenant.
@@ -99,17 +101,38 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"scenario: {self.name}"
 
 
+def _tenant_options(request) -> dict:
+    """The fixture's parameter (``indirect=True``): ``"rest"``/``"dock"``, or a dict of
+    ``delivery``, ``unassigned``, ``email_match``, ``rate_limit``."""
+    param = getattr(request, "param", None)
+    if param is None:
+        return {}
+    if isinstance(param, str):
+        return {"delivery": param}
+    if isinstance(param, dict):
+        unknown = set(param) - {"delivery", "unassigned", "email_match", "rate_limit"}
+        if unknown:
+            raise pytest.UsageError(f"{request.fixturename}: unknown option "
+                                    f"{sorted(unknown)[0]!r} (delivery, unassigned, email_match, "
+                                    "rate_limit)")
+        return dict(param)
+    raise pytest.UsageError(f"{request.fixturename}: the parameter must be 'rest', 'dock' or a "
+                            f"dict of options, not {param!r}")
+
+
 @pytest.fixture
-def planhat():
+def planhat(request):
     """A fresh in-process fake (no socket) and a fresh tenant in it: a ``TenantHandle`` with
     ``.settings()``, ``.destination()``, ``.api(method, path, body)``, ``.state()``,
     ``.report()``, ``.journal()``, ``.fault(status, ...)``, ``.snapshot()``, ``.restore(doc)``
     and ``.clock(now=... | advance=... | real=True)``; its repr names the URL and the
-    tenant token."""
+    tenant token. Parametrize it (``indirect=True``) with ``"dock"`` or ``{"delivery": "dock",
+    "rate_limit": "planhat"}`` to choose how its destinations deliver and the tenant's
+    options."""
     from mock_planhat.scenario import Target
 
     target = Target()
-    yield target.new_tenant()
+    yield target.new_tenant(**_tenant_options(request))
     target.close()
 
 
@@ -127,13 +150,14 @@ def planhat_server():
 
 
 @pytest.fixture
-def planhat_live(planhat_server):
+def planhat_live(planhat_server, request):
     """A fresh tenant on the session's live server (``planhat_server``), reached over HTTP:
-    the same ``TenantHandle`` as ``planhat``, and deleted after the test."""
+    the same ``TenantHandle`` as ``planhat`` (parametrized the same way), and deleted after
+    the test."""
     from mock_planhat.scenario import Target
 
     target = Target(url=planhat_server.url)
-    tenant = target.new_tenant()
+    tenant = target.new_tenant(**_tenant_options(request))
     yield tenant
     from mock_planhat.scenario.run import AdminError
 

@@ -52,6 +52,7 @@ def tenants(registry) -> list[dict]:
                       "report": sum(tenant.report_counts.values())}
         out.append({"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
                     "unassigned": tenant.unassigned, "emailMatch": tenant.email_match,
+                    "rateLimit": tenant.rate_limit.text if tenant.rate_limit else None,
                     "counts": counts})
     return out
 

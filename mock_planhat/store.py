@@ -112,6 +112,7 @@ class Tenant:
         self.api_token = api_token
         self.unassigned = unassigned
         self.email_match = email_match  # "attach" (the seeds' rule) or "strict"
+        self.rate_limit = None  # a ratelimit.RateLimit, or None: no limit
         self.lock = threading.RLock()
         self.report = Report(report_size, report_bytes, payload_bytes)
         self.clear()
@@ -308,6 +309,7 @@ class Tenant:
             "tenant": self.tenant_token,
             "unassigned": self.unassigned,
             "emailMatch": self.email_match,
+            "rateLimit": self.rate_limit.text if self.rate_limit else None,
             "companies": list(self.companies.values()),
             "endusers": list(self.endusers.values()),
             "pending": list(self.pending.values()),

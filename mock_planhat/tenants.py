@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 
+from .ratelimit import RateLimit, parse_rate_limit
 from .report import Report
 from .store import Tenant, now_iso
 
@@ -26,11 +27,15 @@ class Registry:
         # Requests that named no known tenant: nowhere else to keep them.
         self.unknown_tenant_report = Report(config.report_size, config.report_bytes,
                                             config.payload_bytes)
+        self.default_rate_limit = parse_rate_limit(config.rate_limit)
+        self.rate_limited = False  # some tenant has a rate limit: requests must be counted
         self.default = self.add(config.tenant_token, config.api_token, config.unassigned,
                                 config.email_match)
 
     def add(self, tenant_token: str, api_token: str, unassigned: str | None = None,
-            email_match: str | None = None) -> Tenant:
+            email_match: str | None = None,
+            rate_limit: RateLimit | None | bool = True) -> Tenant:
+        """A new tenant; ``rate_limit`` True means the configured default."""
         with self._lock:
             # Every token names one tenant in one role: a tenant token that is someone's API
             # token (or its own) would make a request's tenant depend on which map is asked.
@@ -43,6 +48,8 @@ class Registry:
                     raise TokenConflict(field, f"{token!r} is already the {role} token of "
                                         "a tenant")
             tenant = self.build(tenant_token, api_token, unassigned, email_match)
+            tenant.rate_limit = self.default_rate_limit if rate_limit is True else rate_limit
+            self.rate_limited = self.rate_limited or tenant.rate_limit is not None
             self._by_tenant_token[tenant_token] = tenant
             self._by_api_token[api_token] = tenant
             return tenant
@@ -60,14 +67,19 @@ class Registry:
             if (tenant.tenant_token in self._by_tenant_token
                     or tenant.api_token in self._by_api_token):
                 raise ValueError("a tenant with that token exists already")
+            if tenant.rate_limit is None:
+                tenant.rate_limit = self.default_rate_limit
+            self.rate_limited = self.rate_limited or tenant.rate_limit is not None
             self._by_tenant_token[tenant.tenant_token] = tenant
             self._by_api_token[tenant.api_token] = tenant
             return tenant
 
     def create(self, unassigned: str | None = None, tenant_token: str | None = None,
-               api_token: str | None = None, email_match: str | None = None) -> Tenant:
+               api_token: str | None = None, email_match: str | None = None,
+               rate_limit: RateLimit | None | bool = True) -> Tenant:
         return self.add(tenant_token or "tt-" + secrets.token_hex(12),
-                        api_token or "at-" + secrets.token_hex(16), unassigned, email_match)
+                        api_token or "at-" + secrets.token_hex(16), unassigned, email_match,
+                        rate_limit)
 
     def remove(self, tenant: Tenant) -> None:
         """Forget a tenant (both its tokens); the default tenant stays."""

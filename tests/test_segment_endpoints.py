@@ -371,7 +371,8 @@ def test_dock_applies_one_call(client, compress):
     group = {**GROUP, "userId": None, "anonymousId": "anon-1"}
     response = post(client, "/dock/segment", group, headers=basic(TENANT), compress=compress)
     assert response.status_code == 200
-    assert response.get_json() == {"success": True, "outcome": "sent", "reason": None}
+    assert response.get_json() == {"success": True, "outcome": "sent", "reason": None,
+                                   "message": None}
     assert [c["externalId"] for c in state(client)["companies"]] == ["g1"]
 
 
@@ -379,7 +380,8 @@ def test_dock_says_when_a_call_was_skipped(client):
     response = post(client, "/dock/segment", {"type": "screen", "userId": "u1"},
                     headers=basic(TENANT))
     assert response.get_json() == {"success": True, "outcome": "skipped",
-                                   "reason": "unsupported_call"}
+                                   "reason": "unsupported_call",
+                                   "message": "screen calls are not sent to Planhat"}
     assert report(client, "unsupported_call")[0]["source"] == "/dock/segment"
 
 

@@ -148,7 +148,8 @@ def test_send_invalid_call_never_raises(dest, app):
 
 
 def test_destination_accepts_a_settings_dict(app):
-    d = Destination({"tenant_token": "t", "api_url": "http://x.test"}, WsgiTransport(app))
+    d = Destination({"tenant_token": "t", "api_token": "k", "api_url": "http://x.test"},
+                    WsgiTransport(app))
     d.send(identify("u"))
     assert app.requests[0]["environ"]["HTTP_HOST"] == "x.test"
 
@@ -471,6 +472,7 @@ def test_http_transport_against_a_real_server(app):
         settings = Settings.from_dict(
             {
                 "tenant_token": "tt",
+                "api_token": "tok",
                 "api_url": f"http://127.0.0.1:{port}",
                 "analytics_url": f"http://127.0.0.1:{port}",
             }

@@ -168,15 +168,31 @@ def test_identify_company_as_plain_string_stays_custom():
     assert req.body == [{"externalId": "u", "custom": {"company": "Acme"}, "source": "Segment"}]
 
 
-def test_identify_no_token_no_authorization_and_region():
-    req = one({"type": "identify", "userId": "u"}, S_EU_NO_TOKEN)
-    assert req.url == "https://api-eu.planhat.com/endusers"
-    assert req.headers == JSON
+def test_identify_with_the_seed_settings_alone_goes_to_the_dock():
+    """Tenant Token and subdomain only (the seeds' settings): delivered as Segment's cloud
+    does, the call as given to /dock/segment with Basic tenant_token:."""
+    call = {"type": "identify", "userId": "u", "traits": {"email": "a@b.co"}}
+    req = one(call, S_EU_NO_TOKEN)
+    assert S_EU_NO_TOKEN.delivery == "dock"
+    assert (req.method, req.url, req.kind) == ("POST", f"{AN}/dock/segment", "dock")
+    assert req.body == call
+    assert req.headers == {**JSON, "Authorization": "Basic dHQtMTo="}  # "tt-1:"
+
+
+def test_dock_keeps_the_skips_segment_would_not_send():
+    assert translate({"type": "screen", "userId": "u"}, S_EU_NO_TOKEN).reason == "unsupported_call"
+    filtered = {"type": "identify", "userId": "u", "integrations": {"Planhat": False}}
+    assert translate(filtered, S_EU_NO_TOKEN).reason == "filtered"
+    assert translate({"type": "track", "event": "x"}, S_EU_NO_TOKEN).reason == "no_identifier"
+    assert translate({"type": "track", "userId": "u"}, S_EU_NO_TOKEN).reason == "invalid_call"
 
 
 def test_identify_overridden_base_url():
-    s = Settings.from_dict({"tenant_token": "t", "api_url": "http://127.0.0.1:8000/"})
+    s = Settings.from_dict({"tenant_token": "t", "api_token": "k",
+                            "api_url": "http://127.0.0.1:8000/"})
     assert one({"type": "identify", "userId": "u"}, s).url == "http://127.0.0.1:8000/endusers"
+    dock = Settings.from_dict({"tenant_token": "t", "analytics_url": "http://127.0.0.1:8001/"})
+    assert one({"type": "identify", "userId": "u"}, dock).url == "http://127.0.0.1:8001/dock/segment"
 
 
 # ----------------------------------------------------------------------------- engage

@@ -2,7 +2,9 @@
 
 ``translate(call, settings)`` turns one Segment call into :class:`PlanhatRequest` objects (or a
 :class:`Skip`); :class:`Destination` sends them through a transport (:class:`HttpTransport`
-for real HTTP, :class:`WsgiTransport` for an in-process WSGI app).
+for real HTTP, :class:`WsgiTransport` for an in-process WSGI app). ``Settings.delivery`` says
+how: ``dock`` (the default without an API token: each call to Planhat's ``/dock/segment``, as
+Segment's cloud delivers) or ``rest`` (the default with one: Planhat's REST API, in bulk).
 """
 
 from .destination import Destination, SendResult

@@ -16,6 +16,14 @@ end-user row for a user with a queued attach flushes first, so it cannot overtak
 attach. An ``alias`` flushes everything, then is sent alone. At the end everything is flushed
 in that same order.
 
+Dock delivery
+-------------
+With ``settings.delivery == "dock"`` every call that is not skipped is one ``POST
+{analytics}/dock/segment`` (the call as given, HTTP Basic ``tenant_token:``), sent in call order
+on the transport's keep-alive session: Planhat documents no batch form of that endpoint. A 2xx
+answer counts the call as sent, unless its JSON says ``"outcome": "skipped"`` (a skip with its
+``reason``, already in Planhat's report) or ``"outcome": "failed"``.
+
 Retries
 -------
 429 (honouring a ``Retry-After`` given in seconds, capped at ``backoff_max``), any 5xx and
@@ -30,8 +38,9 @@ Each call ends in exactly one of: ``sent`` (all its requests succeeded), ``skipp
 or failed.  Skips come from :func:`translate`, from bulk-upsert row errors (status 206 or any
 2xx whose ``createdErrors``/``updatedErrors`` name the row by ``index``; reason = the error's
 ``reason``, e.g. ``no_company``), from an alias answered 409 (``alias_conflict``) or 404
-(``unknown_user``), and from a group's ``attach`` answered 404 (``unknown_user``: no such end
-user yet — the company was written, the user was not attached to it).
+(``unknown_user``) — the skip's detail is the answer's one-line ``message`` —, from a group's
+``attach`` answered 404 (``unknown_user``: no such end user yet — the company was written, the
+user was not attached to it), and from a ``/dock/segment`` outcome.
 A failed request adds one entry to ``SendResult.failed``; once one of a call's requests has
 failed, its later ``attach``/``alias`` requests are not sent.
 """
@@ -44,6 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from .mapping import (
     PlanhatRequest,
@@ -149,6 +159,31 @@ def _attach_path(row: Any) -> str | None:
     return f"/endusers/extid-{quote_id(external_id)}" if isinstance(external_id, str) else None
 
 
+def _answer_message(response: Response) -> str:
+    """The one-line ``message`` of a JSON error answer, else its text's first line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        text = payload["message"]
+    else:
+        text = response.text
+    return " ".join(text.split())[:500]
+
+
+def _alias_detail(request: PlanhatRequest, response: Response) -> str:
+    """One line saying why an alias was not applied."""
+    body = request.body if isinstance(request.body, dict) else {}
+    new_id = body.get("externalId")
+    old_key = unquote(request.path.rpartition("/")[2])
+    if response.status == 409:
+        what = f"alias: {new_id!r} belongs to another end user; {old_key} keeps its externalId"
+    else:
+        what = f"alias: no end user has {old_key}, so none was renamed to {new_id!r}"
+    return f"{what} (Planhat answered {response.status}: {_answer_message(response)})"
+
+
 def _retry_after(response: Response) -> float | None:
     value = response.header("Retry-After")
     if value is None:
@@ -222,6 +257,15 @@ class Destination:
     def send_many(self, calls: Iterable[Any]) -> SendResult:
         """Translate the calls and send them in dependency-preserving bulk chunks."""
         run = _Run(list(calls))
+        if self.settings.delivery == "dock":
+            for index, call in enumerate(run.calls):
+                requests = translate(call, self.settings)
+                if isinstance(requests, Skip):
+                    run.mark_skip(index, requests)
+                else:
+                    for request in requests:
+                        self._send_single(run, index, request)
+            return run.finish()
         pending: dict[str, list[tuple[int, Any]]] = {kind: [] for kind in _FLUSH_ORDER}
         attaching: set[str] = set()  # users with a queued attach
         # Each call is translated as the walk reaches it, so its requests die young: holding
@@ -311,12 +355,14 @@ class Destination:
                     continue
                 reason = entry.get("reason") if isinstance(entry.get("reason"), str) else None
                 detail = json.dumps(entry, sort_keys=True, default=str)
-                run.mark_skip(chunk[row][0], Skip(reason or ROW_ERROR, detail))
+                run.mark_skip(chunk[row][0], Skip(reason or ROW_ERROR, detail, reported=True))
 
     def _send_single(self, run: _Run, index: int, request: PlanhatRequest) -> None:
         response, error = self._execute(run, request)
         status = response.status if response is not None else None
         if status is not None and 200 <= status < 300:
+            if request.kind == "dock":
+                self._dock_outcome(run, index, request, response)
             return
         if request.kind == "attach" and status == 404:
             company = request.body.get("companyId") if isinstance(request.body, dict) else None
@@ -326,12 +372,31 @@ class Destination:
                 "Identify the user before the group call.")))
             return
         if request.kind == "alias" and status == 409:
-            run.mark_skip(index, Skip(ALIAS_CONFLICT, response.text))
+            run.mark_skip(index, Skip(ALIAS_CONFLICT, _alias_detail(request, response)))
             return
         if request.kind == "alias" and status == 404:
-            run.mark_skip(index, Skip(UNKNOWN_USER, response.text))
+            run.mark_skip(index, Skip(UNKNOWN_USER, _alias_detail(request, response)))
             return
         run.mark_failed([index], request, None, response, error)
+
+    @staticmethod
+    def _dock_outcome(run: _Run, index: int, request: PlanhatRequest, response: Response) -> None:
+        """Read a 2xx ``/dock/segment`` answer: sent unless it says skipped or failed."""
+        try:
+            payload = response.json()
+        except ValueError:
+            return  # Planhat answered without an outcome: the call was accepted
+        if not isinstance(payload, dict):
+            return
+        outcome = payload.get("outcome")
+        if outcome == "skipped":
+            reason = payload.get("reason")
+            message = payload.get("message")
+            run.mark_skip(index, Skip(reason if isinstance(reason, str) and reason else ROW_ERROR,
+                                      message if isinstance(message, str) else "",
+                                      reported=True))
+        elif outcome == "failed":
+            run.mark_failed([index], request, None, response, None)
 
     def _delay(self, attempt: int, response: Response | None) -> float:
         if response is not None:

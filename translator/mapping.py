@@ -30,11 +30,17 @@ Mapping (``{api}`` = ``settings.api_url``, ``{analytics}`` = ``settings.analytic
 * alias → ``PUT {api}/endusers/extid-<previousId>`` ``{"externalId": userId}``.
 * screen → Skip ``unsupported_call``.
 
+With ``settings.delivery == "dock"`` (Segment's cloud: no API token) a call that would produce
+requests produces one instead: ``POST {analytics}/dock/segment`` with the call as it was given
+and HTTP Basic ``tenant_token:`` (kind ``dock``); Planhat applies the mapping itself. The same
+checks decide the skips, so Planhat is sent exactly the calls the REST mapping would act on.
+
 Skip reasons: ``invalid_call``, ``filtered``, ``unsupported_call``, ``no_identifier``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -44,7 +50,7 @@ from urllib.parse import quote, urlsplit
 
 from . import engage
 from .segment import InvalidCall, validate_call
-from .settings import Settings
+from .settings import DOCK_PATH, Settings
 
 SOURCE = "Segment"
 KINDS = ("enduser", "company", "activity", "attach", "alias")
@@ -101,10 +107,17 @@ class PlanhatRequest:
 
 @dataclass(frozen=True)
 class Skip:
-    """A call that produces no request: ``reason`` is a stable code, ``detail`` a sentence."""
+    """A call that produces no request: ``reason`` is a stable code, ``detail`` a sentence.
+
+    ``reported`` is True when Planhat noted the skip itself in an answer it accepted (a row
+    error of a bulk upsert, a ``/dock/segment`` outcome), so it is already in Planhat's
+    report; False when the destination decided it (``translate``) or read it from a refused
+    request (an alias answered 409 or 404): whoever keeps a report for the calls records it.
+    """
 
     reason: str
     detail: str = ""
+    reported: bool = False
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -203,6 +216,23 @@ def activity_request(
     """One activity (``POST /analytics/{tenant_token}``)."""
     path = f"/analytics/{quote_id(settings.tenant_token)}"
     return _request(settings, "POST", "analytics", path, activity, "activity", call_type)
+
+
+def dock_request(settings: Settings, call: Any) -> PlanhatRequest:
+    """One Segment call for Planhat to apply (``POST {analytics}/dock/segment``), with HTTP
+    Basic ``tenant_token:`` as Segment's cloud sends it."""
+    basic = base64.b64encode(f"{settings.tenant_token}:".encode()).decode("ascii")
+    call_type = call.get("type") if isinstance(call, dict) else ""
+    return PlanhatRequest(
+        method="POST",
+        url=settings.dock_url,
+        path=DOCK_PATH,
+        host="analytics",
+        body=call,
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+        kind="dock",
+        call_type=call_type if isinstance(call_type, str) else "",
+    )
 
 
 def bulk_activity_request(settings: Settings, activities: list[dict[str, Any]]) -> PlanhatRequest:
@@ -456,4 +486,7 @@ def translate(call: Any, settings: Settings) -> list[PlanhatRequest] | Skip:
     handler = _HANDLERS.get(normalised["type"])
     if handler is None:
         return Skip(UNSUPPORTED_CALL, f"{normalised['type']} calls are not sent to Planhat")
-    return handler(normalised, settings)
+    requests = handler(normalised, settings)
+    if settings.delivery == "dock" and not isinstance(requests, Skip):
+        return [dock_request(settings, call)]
+    return requests

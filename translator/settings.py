@@ -1,7 +1,8 @@
 """Destination settings for the Planhat translator.
 
 ``Settings.from_dict`` validates a plain dict (as Segment would store the destination
-settings) against a JSON Schema and returns a frozen :class:`Settings`.  Any problem raises
+settings) against a JSON Schema and returns a frozen :class:`Settings`. The seed's settings
+(``tenant_token``, ``subdomain``) are enough: they deliver as Segment's cloud does (``dock``).  Any problem raises
 :class:`SettingsError` whose message and ``.field`` name the offending setting.
 """
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 SUBDOMAINS = ("api", "api-eu", "api-eu2", "api-eu3", "api-us2", "api-us4")
 DEFAULT_ANALYTICS_URL = "https://analytics.planhat.com"
+DELIVERY_MODES = ("dock", "rest")
+DOCK_PATH = "/dock/segment"
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -29,6 +32,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "api_token": {"type": ["string", "null"]},
         "api_url": {"type": ["string", "null"], "pattern": r"^https?://[^/\s]+"},
         "analytics_url": {"type": ["string", "null"], "pattern": r"^https?://[^/\s]+"},
+        "delivery": {"enum": [*DELIVERY_MODES, None]},
     },
     "required": ["tenant_token"],
     "additionalProperties": False,
@@ -65,7 +69,7 @@ def _plainly_valid(data: Mapping[str, Any]) -> bool:
         url = data.get(key)
         if url is not None and not (isinstance(url, str) and _URL.search(url)):
             return False
-    return True
+    return data.get("delivery") in (None, *DELIVERY_MODES)
 
 
 class SettingsError(ValueError):
@@ -100,6 +104,15 @@ class Settings:
     ``api_url`` and ``analytics_url`` hold the resolved base URLs (no trailing slash):
     the overrides when given, else ``https://{subdomain}.planhat.com`` and
     ``https://analytics.planhat.com``.
+
+    ``delivery`` says how calls reach Planhat:
+
+    * ``"dock"`` — as Segment's cloud does: each call is posted, as it is, to
+      ``{analytics_url}/dock/segment`` with HTTP Basic ``tenant_token:`` and Planhat applies
+      it. Needs only the seed's settings (tenant token, subdomain). The default without an
+      ``api_token``.
+    * ``"rest"`` — the translator maps each call to Planhat's REST and tracking requests
+      (bulk upserts, activities) itself, with the ``api_token``. The default with one.
     """
 
     tenant_token: str
@@ -107,6 +120,7 @@ class Settings:
     api_token: str | None = None
     api_url: str = ""
     analytics_url: str = ""
+    delivery: str | None = None
 
     def __post_init__(self) -> None:
         # Direct construction is allowed too; it goes through the same validation.
@@ -117,11 +131,24 @@ class Settings:
             value = getattr(self, key)
             if value:
                 data[key] = value
+        if self.delivery is not None:
+            data["delivery"] = self.delivery
         validate_settings(data)
+        delivery = self.delivery or ("rest" if self.api_token else "dock")
+        if delivery == "rest" and not self.api_token:
+            raise SettingsError("settings.api_token: delivery 'rest' calls Planhat's REST API "
+                                "and needs an API token (or use delivery 'dock', which needs "
+                                "only the tenant token)", field="settings.api_token")
+        object.__setattr__(self, "delivery", delivery)
         api_url = self.api_url or f"https://{self.subdomain}.planhat.com"
         analytics_url = self.analytics_url or DEFAULT_ANALYTICS_URL
         object.__setattr__(self, "api_url", api_url.rstrip("/"))
         object.__setattr__(self, "analytics_url", analytics_url.rstrip("/"))
+
+    @property
+    def dock_url(self) -> str:
+        """Where ``dock`` delivery posts each call: ``{analytics_url}/dock/segment``."""
+        return self.analytics_url + DOCK_PATH
 
     @classmethod
     def from_dict(cls, data: Any) -> Settings:
@@ -133,6 +160,7 @@ class Settings:
             api_token=data.get("api_token") or None,
             api_url=data.get("api_url") or "",
             analytics_url=data.get("analytics_url") or "",
+            delivery=data.get("delivery") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +169,7 @@ class Settings:
             "subdomain": self.subdomain,
             "api_url": self.api_url,
             "analytics_url": self.analytics_url,
+            "delivery": self.delivery,
         }
         if self.api_token is not None:
             out["api_token"] = self.api_token

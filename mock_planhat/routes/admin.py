@@ -8,6 +8,7 @@ shows comes from :mod:`mock_planhat.read`, the same functions the dashboard rend
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from importlib import resources
 
@@ -18,6 +19,7 @@ from ..config import EMAIL_MATCH_POLICIES, UNASSIGNED_POLICIES, check_token
 from ..errors import ApiError, read_json
 from ..faults import FaultError
 from ..matching import Rejected, assign_pending
+from ..ratelimit import parse_rate_limit
 from ..tenants import TokenConflict
 from .common import single_arg, trace
 
@@ -60,6 +62,8 @@ def reset():
     for tenant in tenants:
         with tenant.lock:
             tenant.clear()
+        for token in (tenant.api_token, tenant.tenant_token):
+            fake.limiter.forget(token)
     if "tenant" not in request.args:
         fake.registry.unknown_tenant_report.clear()
     return jsonify({"reset": [t.tenant_token for t in tenants]})
@@ -69,16 +73,20 @@ def reset():
 def create_tenant():
     body = read_json(dict) if request.get_data() else {}
     options = {"unassigned": UNASSIGNED_POLICIES, "emailMatch": EMAIL_MATCH_POLICIES}
-    unknown = set(body) - {*options, "tenantToken", "apiToken"}
+    unknown = set(body) - {*options, "tenantToken", "apiToken", "rateLimit"}
     if unknown:
         field = sorted(unknown)[0]
         raise ApiError(400, "invalid_field", f"{field}: not a tenant option (unassigned, "
-                       "emailMatch, tenantToken, apiToken)", field)
+                       "emailMatch, tenantToken, apiToken, rateLimit)", field)
     for key, allowed in options.items():
         value = body.get(key)
         if value is not None and value not in allowed:
             raise ApiError(400, "invalid_field", f"{key}: must be one of {', '.join(allowed)}",
                            key)
+    try:
+        rate_limit = parse_rate_limit(body["rateLimit"]) if "rateLimit" in body else True
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", f"rateLimit: {exc}", "rateLimit") from None
     for key in ("tenantToken", "apiToken"):
         if body.get(key) is not None:
             try:
@@ -87,7 +95,8 @@ def create_tenant():
                 raise ApiError(400, "invalid_field", str(exc), key) from None
     try:
         tenant = _fake().registry.create(body.get("unassigned"), body.get("tenantToken"),
-                                         body.get("apiToken"), body.get("emailMatch"))
+                                         body.get("apiToken"), body.get("emailMatch"),
+                                         rate_limit)
     except TokenConflict as exc:
         raise ApiError(409, "token_conflict", str(exc), exc.field) from None
     response = jsonify(_tenant_info(tenant))
@@ -95,14 +104,15 @@ def create_tenant():
     return response
 
 
+def _tenant_info(tenant) -> dict:
+    return {"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
+            "unassigned": tenant.unassigned, "emailMatch": tenant.email_match,
+            "rateLimit": tenant.rate_limit.text if tenant.rate_limit else None}
+
+
 @bp.get("/tenants")
 def list_tenants():
     return jsonify(read.tenants(_fake().registry))
-
-
-def _tenant_info(tenant) -> dict:
-    return {"tenantToken": tenant.tenant_token, "apiToken": tenant.api_token,
-            "unassigned": tenant.unassigned, "emailMatch": tenant.email_match}
 
 
 def _read(fn, *args, **kwargs):
@@ -129,6 +139,8 @@ def delete_tenant(token):
     with tenant.lock:
         tenant.clear()
     _fake().faults.clear(frozenset((tenant.tenant_token, tenant.api_token)))
+    for key in (tenant.tenant_token, tenant.api_token):
+        _fake().limiter.forget(key)
     return jsonify({"deleted": tenant.tenant_token})
 
 
@@ -200,6 +212,60 @@ def report():
     # The entries are kept as JSON text: spliced in, not parsed and written again.
     body = f'{head[:-1]},"entries":[{",".join(_page(texts, offset, limit))}]}}\n'
     return Response(body, mimetype="application/json")
+
+
+REPORT_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")  # the pattern, without $ before a "\n"
+MAX_REPORT_ENTRIES = 5_000
+MAX_REPORT_TEXT = 2_000
+
+
+@bp.post("/report")
+def add_report():
+    """Entries for the tenant's report from a client that keeps it for its calls (the scenario
+    runner and the pytest fixtures write the destination's own skips here, as the fake's
+    Segment routes do): ``{"entries": [{"reason", "message"?, "payload"?, "source"?}]}``."""
+    tenant = _tenant()
+    body = read_json(dict)
+    entries = body.get("entries")
+    unknown = set(body) - {"entries"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ApiError(400, "invalid_field", f"{field}: not a report field (entries)", field)
+    if not isinstance(entries, list) or not entries or len(entries) > MAX_REPORT_ENTRIES:
+        raise ApiError(400, "invalid_field", f"entries: must be an array of 1 to "
+                       f"{MAX_REPORT_ENTRIES} report entries", "entries")
+    checked = [_report_entry(index, entry) for index, entry in enumerate(entries)]
+    with tenant.lock:
+        for entry in checked:
+            tenant.add_report(entry["reason"], entry["message"], entry["payload"],
+                              entry["source"])
+    response = jsonify({"tenant": tenant.tenant_token, "added": len(checked)})
+    response.status_code = 201
+    return response
+
+
+def _report_entry(index: int, entry) -> dict:
+    where = f"entries[{index}]"
+    if not isinstance(entry, dict):
+        raise ApiError(400, "invalid_field", f"{where}: must be an object", where)
+    unknown = set(entry) - {"reason", "message", "payload", "source"}
+    if unknown:
+        field = f"{where}.{sorted(unknown)[0]}"
+        raise ApiError(400, "invalid_field", f"{field}: not a report-entry field (reason, "
+                       "message, payload, source)", field)
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not REPORT_REASON.match(reason):
+        raise ApiError(400, "invalid_field", f"{where}.reason: must be a code of lower-case "
+                       "letters, digits and '_' (at most 64)", f"{where}.reason")
+    out = {"reason": reason, "payload": entry.get("payload")}
+    for key in ("message", "source"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_REPORT_TEXT):
+            raise ApiError(400, "invalid_field", f"{where}.{key}: must be a string of at most "
+                           f"{MAX_REPORT_TEXT} characters", f"{where}.{key}")
+        out[key] = value
+    out["message"] = out["message"] or reason
+    return out
 
 
 @bp.post("/faults")

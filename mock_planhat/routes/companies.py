@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from ..auth import api_tenant
 from ..matching import Rejected, attempt, create_company, find_company, update_company
@@ -92,7 +92,7 @@ def create():
                     raise Rejected(reason, f"{key}: {row[key]!r} belongs to company "
                                    f"{existing['_id']}", key)
             return create_company(tenant, row)
-        outcome = attempt(tenant, write, row, request.path)
+        outcome = attempt(tenant, write, row, report=False)
         trace(tenant, "company", [outcome])
         return outcome_response(outcome)
 
@@ -115,7 +115,8 @@ def update(key):
     row = checked_body(COMPANY_FIELDS)
     with tenant.lock:
         record = _company(tenant, key)
-        outcome = attempt(tenant, lambda: update_company(tenant, record, row), row, request.path)
+        outcome = attempt(tenant, lambda: update_company(tenant, record, row), row,
+                          report=False)
         outcome.key = outcome.key or PATH_KEYS.get(key[:6], "_id")
         trace(tenant, "company", [outcome])
         return outcome_response(outcome)

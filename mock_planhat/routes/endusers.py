@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from ..auth import api_tenant
 from ..errors import ApiError
@@ -107,7 +107,7 @@ def create():
                                    f"{key}: {row[key]!r} belongs to end user {existing['_id']}",
                                    key)
             return create_enduser(tenant, row)
-        outcome = attempt(tenant, write, row, request.path)
+        outcome = attempt(tenant, write, row, report=False)
         trace(tenant, "enduser", [outcome])
         return outcome_response(outcome)
 
@@ -131,7 +131,8 @@ def update(key):
     row = checked_body(ENDUSER_FIELDS)
     with tenant.lock:
         record = _person(tenant, key)
-        outcome = attempt(tenant, lambda: update_enduser(tenant, record, row), row, request.path)
+        outcome = attempt(tenant, lambda: update_enduser(tenant, record, row), row,
+                          report=False)
         outcome.key = outcome.key or PATH_KEYS.get(key[:6], "_id")
         trace(tenant, "enduser", [outcome])
         return outcome_response(outcome)

@@ -32,16 +32,19 @@ HTTP Tracking API — ``POST /v1/identify|track|page|screen|group|alias``, ``/v1
 ``POST /dock/segment`` — the endpoint Segment's cloud posts to: HTTP Basic with the tenant
 token as user name (missing or unknown → 401 naming ``Authorization``), the body one Segment
 call. Bad bodies get the fake's own error shape. It answers 200 ``{"success": true, "outcome":
-"sent"|"skipped"|"failed", "reason": ...}`` once the call has been processed.
+"sent"|"skipped"|"failed", "reason": ..., "message": ...}`` once the call has been processed.
 
 The tenant's report (``source`` = the Segment path, payload = the Segment call) receives
 what never reached Planhat or what Planhat answered with an error rather than a row result:
-the translator's skips (``invalid_call`` with the field message, ``filtered``,
-``unsupported_call``, ``no_identifier``), the Destination's ``alias_conflict`` and
-``unknown_user``, and ``delivery_failed`` for each Planhat request that still failed after the
+every skip the Planhat answers did not record (``Skip.reported`` False: the translator's
+``invalid_call`` with the field message, ``filtered``, ``unsupported_call``,
+``no_identifier``; the Destination's ``alias_conflict`` and ``unknown_user``, with a one-line
+message), and ``delivery_failed`` for each Planhat request that still failed after the
 retries. Rows that the inner bulk upsert did not apply (``no_company`` under ``discard``,
 ``ambiguous_email``, …) are reported once, by that request itself (source = the Planhat path,
-payload = the row); a contact held as pending is not a report item.
+payload = the row); a contact held as pending is not a report item. The inner requests are
+marked exempt from rate limits: they apply a call the limit already counted (on
+``/dock/segment``) or that Segment's API does not limit (``/v1``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from ..auth import token_from_header
 from ..errors import ApiError, loads
 from ..journal import CAUSED, JOURNAL_BODY, PARENT
 from ..matching import Outcome
+from ..ratelimit import EXEMPT
 from ..store import RECORDING_BYTES
 from .common import trace
 
@@ -73,9 +77,6 @@ RETRY_BACKOFF_BASE = 0.005  # seconds; the inner requests never leave the proces
 RETRY_BACKOFF_MAX = 0.05
 NO_USER_ANON_ID = "no_user_anon_id"
 DELIVERY_FAILED = "delivery_failed"
-# Skips that the inner Planhat requests did not already write to the report.
-REPORTED_SKIPS = frozenset({"invalid_call", "filtered", "unsupported_call", "no_identifier",
-                            "alias_conflict", "unknown_user"})
 
 
 class SegmentError(Exception):
@@ -222,13 +223,15 @@ def dock():
     if not isinstance(call, dict):
         raise ApiError(400, "invalid_body", "body: must be one Segment call (an object)", "body")
     result = _deliver(tenant, [call], many=False)
+    message = None
     if result.failed:
         outcome, reason = "failed", DELIVERY_FAILED
     elif result.skips:
-        outcome, reason = "skipped", result.skips[0][1].reason
+        skip = result.skips[0][1]
+        outcome, reason, message = "skipped", skip.reason, skip.detail or None
     else:
         outcome, reason = "sent", None
-    return jsonify({"success": True, "outcome": outcome, "reason": reason})
+    return jsonify({"success": True, "outcome": outcome, "reason": reason, "message": message})
 
 
 def _api_error(message: str, code: str = "invalid_json", status: int = 400) -> ApiError:
@@ -298,6 +301,7 @@ class _LinkedTransport(WsgiTransport):
     def build_environ(self, *args, **kwargs) -> dict:
         environ = super().build_environ(*args, **kwargs)
         environ[PARENT] = self.link
+        environ[EXEMPT] = True  # it applies a Segment call: no rate limit counts it
         return environ
 
 
@@ -327,7 +331,7 @@ def record(tenant, calls: list) -> None:
 def _deliver(tenant, calls: list, many: bool):
     """Send the calls to the tenant through this app; report skips and failed requests."""
     settings = Settings.from_dict({"tenant_token": tenant.tenant_token,
-                                   "api_token": tenant.api_token,
+                                   "api_token": tenant.api_token, "delivery": "rest",
                                    "api_url": INTERNAL_BASE, "analytics_url": INTERNAL_BASE})
     environ = request.environ
     entry_id = current_app.extensions["mock_planhat"].journal.reserve(environ)
@@ -342,9 +346,9 @@ def _deliver(tenant, calls: list, many: bool):
         # row-level refusals (no_company, ambiguous_email, ...) are the inner requests'
         # decisions already; the call's own are what the translator or Destination decided
         decisions = [_skip_outcome(call, skip.reason, skip.detail or skip.reason)
-                     for call, skip in result.skips if skip.reason in REPORTED_SKIPS]
+                     for call, skip in result.skips if not skip.reported]
         for call, skip in result.skips:
-            if skip.reason in REPORTED_SKIPS:
+            if not skip.reported:  # row errors were reported by the inner request itself
                 tenant.add_report(skip.reason, skip.detail or skip.reason, call,
                                   request.path)
         for failure in result.failed:

@@ -128,6 +128,9 @@ def _find_companies(records, finder) -> tuple[str, list[dict]]:
             [c for c in records if domain in [d.lower() for d in c.get("domains") or []]])
 
 
+_ONE = {"endusers": "end user", "pending": "pending contact", "companies": "company"}
+
+
 def _check_records(out, kind, finders, records, finder_fn, extra) -> None:
     for index, finder in enumerate(finders):
         label, found = finder_fn(records, finder)
@@ -138,7 +141,7 @@ def _check_records(out, kind, finders, records, finder_fn, extra) -> None:
             if found:
                 out.append(Mismatch(what + " should not exist", MISSING, found[0]))
         elif not found:
-            out.append(Mismatch(what, "<a record>", f"<no {kind[:-1]} with {label}>"))
+            out.append(Mismatch(what, "<a record>", f"<no {_ONE[kind]} with {label}>"))
         elif len(found) > 1:
             out.append(Mismatch(what, "<one record>", f"<{len(found)} records: "
                                 f"{', '.join(r['_id'] for r in found)}>"))

@@ -21,6 +21,10 @@ def add_parsers(sub) -> None:
                                    "afterwards")
     run.add_argument("--keep", action="store_true",
                      help="with --url: keep each file's tenant on the server to look at it")
+    run.add_argument("--delivery", choices=("rest", "dock"), default=None,
+                     help="deliver every file's calls this way, whatever its settings.delivery "
+                          "says: rest (the translator's REST requests) or dock (each call to "
+                          "/dock/segment, as Segment's cloud does)")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     run.set_defaults(handler=run_command)
 
@@ -84,7 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for path in files:
             try:
-                result = run_file(path, target, keep=args.keep)
+                result = run_file(path, target, keep=args.keep, delivery=args.delivery)
             except OSError as exc:  # the server went away
                 print(f"FAIL  {path}: cannot reach {args.url}: {exc}", flush=True)
                 failed += 1

@@ -2,13 +2,24 @@
 
 Segment calls go through the translator's :class:`~translator.Destination`, to an in-process
 fake over WSGI (the default) or to a running one over HTTP (``url=``). The admin API does the
-rest (tenants, faults, state), so both targets behave the same.
+rest (tenants, faults, state, report), so both targets behave the same.
+
+The destination delivers the way the scenario's ``settings.delivery`` says (``rest``, the
+default here, or ``dock``); ``run_scenario(..., delivery=…)`` overrides it. The destination's
+own skips (``filtered``, ``alias_conflict``, …: the ones no Planhat answer recorded) are written
+to the tenant's report, as the fake's Segment routes do, so ``report:`` and ``delivered:``
+agree.
+
+The tenant's test clock is set (``POST /__admin/clock``), and the destination's back-off
+advances it instead of sleeping: rate limits read that clock, so riding out a
+``Retry-After`` takes no wall-clock time, in process and over HTTP alike.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,6 +31,19 @@ from .plan import DEFAULT_CLOCK, iter_plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
 SEND_CHUNK = 5_000  # calls sent at once: the runner holds a chunk, never a whole generate step
+DELIVERY_MODES = ("rest", "dock")
+SKIP_SOURCE = "destination"  # the report's source for the destination's own skips
+GIVEN_RETRIES = 10
+REPORT_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _seconds(retry_after: str | None) -> float:
+    """A ``Retry-After`` in seconds (1 when absent or not a number), at most a minute."""
+    try:
+        seconds = float(retry_after or 1)
+    except ValueError:
+        return 1.0
+    return min(max(seconds, 0.0), 60.0) if math.isfinite(seconds) else 1.0
 
 
 class AdminError(RuntimeError):
@@ -60,13 +84,16 @@ class Target:
         return response.json()
 
     def new_tenant(self, unassigned: str | None = None, tenant_token: str | None = None,
-                   api_token: str | None = None, email_match: str | None = None
-                   ) -> TenantHandle:
+                   api_token: str | None = None, email_match: str | None = None,
+                   delivery: str = "rest", rate_limit: str | None = None) -> TenantHandle:
+        """A fresh tenant; ``delivery`` is how its destinations deliver (``rest``/``dock``)."""
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery: {delivery!r} is not one of {', '.join(DELIVERY_MODES)}")
         body = {k: v for k, v in (("unassigned", unassigned), ("tenantToken", tenant_token),
-                                  ("apiToken", api_token), ("emailMatch", email_match))
-                if v is not None}
+                                  ("apiToken", api_token), ("emailMatch", email_match),
+                                  ("rateLimit", rate_limit)) if v is not None}
         made = self.admin("POST", "/tenants", body)
-        return TenantHandle(self, made["tenantToken"], made["apiToken"])
+        return TenantHandle(self, made["tenantToken"], made["apiToken"], delivery)
 
     def close(self) -> None:
         self.transport.close()
@@ -82,6 +109,7 @@ class TenantHandle:
     target: Target
     tenant_token: str
     api_token: str
+    delivery: str = "rest"
 
     def __repr__(self) -> str:
         where = " (in process)" if self.target.app is not None else ""
@@ -91,19 +119,50 @@ class TenantHandle:
     def url(self) -> str:
         return self.target.base
 
-    def settings(self, subdomain: str = "api") -> dict:
-        return {"tenant_token": self.tenant_token, "api_token": self.api_token,
-                "subdomain": subdomain, "api_url": self.url, "analytics_url": self.url}
+    def settings(self, subdomain: str = "api", delivery: str | None = None) -> dict:
+        """Destination settings for this tenant. ``dock`` delivery gets the seed's settings
+        only (tenant token, subdomain), as Segment's cloud has them."""
+        delivery = delivery or self.delivery
+        out = {"tenant_token": self.tenant_token, "subdomain": subdomain,
+               "api_url": self.url, "analytics_url": self.url, "delivery": delivery}
+        if delivery == "rest":
+            out["api_token"] = self.api_token
+        return out
 
-    def destination(self, seed: int = 0, subdomain: str = "api", **options):
-        """A translator Destination bound to this tenant, with fast retries."""
+    def destination(self, seed: int = 0, subdomain: str = "api", delivery: str | None = None,
+                    **options):
+        """A translator Destination bound to this tenant, with fast retries. Its own skips
+        (the ones no Planhat answer recorded) are written to the tenant's report."""
+        options.setdefault("backoff_base", 0.001)
+        options.setdefault("backoff_max", 60.0)  # Retry-After is honoured: see sleep()
+        options.setdefault("sleep", self.sleep)
+        options.setdefault("random", random.Random(seed))
         from translator import Destination
 
-        options.setdefault("backoff_base", 0.001)
-        options.setdefault("backoff_max", 0.01)
-        options.setdefault("sleep", lambda seconds: time.sleep(min(seconds, 0.01)))
-        options.setdefault("random", random.Random(seed))
-        return Destination(self.settings(subdomain), self.target.transport, **options)
+        return ReportingDestination(self, Destination(self.settings(subdomain, delivery),
+                                                      self.target.transport, **options))
+
+    def sleep(self, seconds: float) -> None:
+        """Wait: advance the tenant's test clock when it is set (the runner sets it: rate
+        limits read it), else really sleep."""
+        if self.clock().get("real", True):
+            time.sleep(seconds)
+        else:
+            self.clock(advance=round(min(float(seconds), 86_400.0), 3))
+
+    def add_report(self, entries: list[dict]) -> None:
+        """Write entries (``reason``, ``message``, ``payload``, ``source``) to the report."""
+        chunk: list[dict] = []
+        size = 0
+        for entry in entries:  # requests of at most 5,000 entries and about 4 MB
+            entry_size = len(json.dumps(entry, default=str))
+            if chunk and (len(chunk) == 5_000 or size + entry_size > REPORT_CHUNK_BYTES):
+                self.target.admin("POST", "/report", {"entries": chunk}, tenant=self.tenant_token)
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += entry_size
+        if chunk:
+            self.target.admin("POST", "/report", {"entries": chunk}, tenant=self.tenant_token)
 
     def api(self, method: str, path: str, body=None):
         """A REST request with this tenant's API token; returns the transport's Response."""
@@ -143,6 +202,42 @@ class TenantHandle:
         return self.target.admin("POST", "/faults", rule)
 
 
+class ReportingDestination:
+    """A translator ``Destination`` whose sends also write its own skips (the ones no Planhat
+    answer recorded: ``filtered``, ``alias_conflict``, …) to the tenant's report, as the fake's
+    Segment routes do. Everything else is the Destination's (``.settings``, ``.close()``…)."""
+
+    def __init__(self, tenant: TenantHandle, destination) -> None:
+        self.tenant = tenant
+        self.destination = destination
+
+    def send(self, call):
+        return self._reported(self.destination.send(call))
+
+    def send_many(self, calls):
+        return self._reported(self.destination.send_many(calls))
+
+    def _reported(self, result):
+        entries = [{"reason": skip.reason, "message": (skip.detail or skip.reason)[:2000],
+                    "payload": call, "source": SKIP_SOURCE}
+                   for call, skip in result.skips if not skip.reported]
+        if entries:
+            self.tenant.add_report(entries)
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self.destination, name)
+
+    def __repr__(self) -> str:
+        return repr(self.destination)
+
+    def __enter__(self) -> ReportingDestination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destination.close()
+
+
 # ----- results -----------------------------------------------------------------------------
 @dataclass
 class StepFailure:
@@ -168,6 +263,8 @@ class ScenarioResult:
     calls: int = 0
     tenant: str | None = None  # the tenant token it ran in
     deleted: bool = False  # whether that tenant was deleted afterwards
+    delivery: str = "rest"
+    state: dict | None = None  # the tenant's state after the last step that ran
 
     @property
     def failure(self) -> StepFailure | None:
@@ -203,14 +300,27 @@ def _fail_text(result) -> str:
 
 # ----- running -----------------------------------------------------------------------------
 def run_scenario(scenario: Scenario, target: Target | None = None,
-                 keep: bool = True) -> ScenarioResult:
+                 keep: bool = True, delivery: str | None = None) -> ScenarioResult:
     """Run one loaded scenario in a fresh tenant; never raises for a failing scenario.
-    ``keep=False`` deletes the tenant afterwards (``result.tenant`` names it either way)."""
+
+    ``keep=False`` deletes the tenant afterwards (``result.tenant`` names it either way).
+    ``delivery`` (``rest``/``dock``) overrides the file's ``settings.delivery``; the result's
+    ``state`` is the tenant's state when the run stopped."""
+    if delivery is not None and delivery not in DELIVERY_MODES:
+        raise ValueError(f"delivery: {delivery!r} is not one of {', '.join(DELIVERY_MODES)}")
     own = target is None
     target = target or Target()
     result = ScenarioResult(scenario.file, scenario.name)
+    settings = scenario.data.get("settings") or {}
+    result.delivery = delivery or settings.get("delivery") or "rest"
     try:
-        _run(scenario, target, result)
+        tenant = _run(scenario, target, result)
+        if tenant is not None:
+            result.state = tenant.state()
+    except AdminError as exc:
+        if not result.failures:
+            result.failures.append(StepFailure(scenario.file, "the admin API",
+                                               message=str(exc)))
     finally:
         if not keep and result.tenant and not own:
             target.admin("DELETE", "/tenants/" + quote(result.tenant, safe=""))
@@ -230,7 +340,7 @@ def apply_scenario(scenario: Scenario, tenant: TenantHandle,
 
 
 def _run(scenario: Scenario, target: Target, result: ScenarioResult,
-         tenant: TenantHandle | None = None, steps: bool = True) -> None:
+         tenant: TenantHandle | None = None, steps: bool = True) -> TenantHandle | None:
     data = scenario.data
     settings = data.get("settings") or {}
     actions = iter_plan(scenario) if steps else iter(())
@@ -239,11 +349,13 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
         try:
             options = data.get("tenant") or {}
             tenant = target.new_tenant(options.get("unassigned"), settings.get("tenant_token"),
-                                       settings.get("api_token"), options.get("emailMatch"))
+                                       settings.get("api_token"), options.get("emailMatch"),
+                                       delivery=result.delivery,
+                                       rate_limit=options.get("rateLimit"))
         except AdminError as exc:
             result.failures.append(StepFailure(scenario.where(("settings",)),
                                                "create the tenant", message=str(exc)))
-            return
+            return None
     result.tenant = tenant.tenant_token
     if scenario.snapshot is not None:
         try:
@@ -251,23 +363,28 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
         except AdminError as exc:
             result.failures.append(StepFailure(scenario.where(("given", "snapshot")),
                                                "given.snapshot", message=str(exc)))
-            return
+            return tenant
     try:  # the fake's clock starts at the scenario's and moves with its clock steps
         if set_clock:
             tenant.clock(now=data.get("clock", DEFAULT_CLOCK))
     except AdminError as exc:
         result.failures.append(StepFailure(scenario.where(("clock",)), "set the clock",
                                            message=str(exc)))
-        return
+        return tenant
     given = data.get("given") or {}
     for kind in ("companies", "endusers"):
         for index, record in enumerate(given.get(kind) or []):
             response = tenant.api("POST", f"/{kind}", record)
+            for _ in range(GIVEN_RETRIES):  # a tenant with a rate limit may answer 429
+                if response.status != 429:
+                    break
+                tenant.sleep(_seconds(response.header("Retry-After")))
+                response = tenant.api("POST", f"/{kind}", record)
             if not 200 <= response.status < 300 and response.status != 202:
                 result.failures.append(StepFailure(
                     scenario.where(("given", kind, index)), f"given.{kind}[{index}]",
                     message=f"POST /{kind} answered {response.status}: {response.text[:300]}"))
-                return
+                return tenant
     destination = tenant.destination(seed=scenario.seed, subdomain=settings.get("subdomain",
                                                                                  "api"))
     delivered = _no_deliveries()
@@ -294,7 +411,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                 tenant.clock(now=action.now)
             except AdminError as exc:
                 result.failures.append(StepFailure(where, action.label, message=str(exc)))
-                return
+                return tenant
         elif action.kind == "fault":
             try:
                 tenant.fault(action.fault["status"], action.fault["count"],
@@ -302,7 +419,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                              action.fault.get("retryAfter"))
             except AdminError as exc:
                 result.failures.append(StepFailure(where, action.label, message=str(exc)))
-                return
+                return tenant
         else:
             state = tenant.state()
             journal = tenant.journal() if "journal" in action.expect else None
@@ -323,6 +440,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
         result.failures.append(StepFailure(where, label, message="requests failed after all "
                                            "retries (expect 'delivered: {failed: N}' if you "
                                            "mean it):\n" + text))
+    return tenant
 
 
 def _no_deliveries() -> dict:
@@ -360,9 +478,10 @@ def _explain(tenant: TenantHandle, mismatches: list) -> None:
         mismatch.trace = lines or ["no row named it (no decision recorded)"]
 
 
-def run_file(path, target: Target | None = None, keep: bool = True) -> ScenarioResult:
+def run_file(path, target: Target | None = None, keep: bool = True,
+             delivery: str | None = None) -> ScenarioResult:
     try:
         scenario = load_scenario(path)
     except ScenarioError as exc:
         return ScenarioResult(str(path), "(invalid file)", problems=exc.problems)
-    return run_scenario(scenario, target, keep)
+    return run_scenario(scenario, target, keep, delivery)
