@@ -35,6 +35,7 @@ ENV_EMAIL_MATCH = "MOCK_PLANHAT_EMAIL_MATCH"
 ENV_PORT = "MOCK_PLANHAT_PORT"
 ENV_STATE = "MOCK_PLANHAT_STATE"
 ENV_AUTOSAVE = "MOCK_PLANHAT_AUTOSAVE"
+ENV_RATE_LIMIT = "MOCK_PLANHAT_RATE_LIMIT"
 
 # The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
 # The CLI checks a value from the environment with the flag's own type and choices, so a bad
@@ -48,6 +49,7 @@ ENV_FLAGS = {
     "email_match": ENV_EMAIL_MATCH,
     "state": ENV_STATE,
     "autosave": ENV_AUTOSAVE,
+    "rate_limit": ENV_RATE_LIMIT,
 }
 
 

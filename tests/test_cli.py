@@ -131,6 +131,7 @@ def test_an_unknown_command_lists_the_valid_ones(capsys, word, hint):
     ("MOCK_PLANHAT_PORT", "99999", "MOCK_PLANHAT_PORT='99999': 99999 is not a port number"),
     ("MOCK_PLANHAT_PORT", "-1", "MOCK_PLANHAT_PORT='-1': -1 is not a port number"),
     ("MOCK_PLANHAT_UNASSIGNED", "keep", "MOCK_PLANHAT_UNASSIGNED='keep': invalid choice"),
+    ("MOCK_PLANHAT_RATE_LIMIT", "fast", "MOCK_PLANHAT_RATE_LIMIT='fast'"),
 ])
 @pytest.mark.parametrize("command", [[], ["serve"], ["--quiet"]])
 def test_a_bad_environment_value_gets_the_flags_clean_error(name, value, text, command):
