@@ -161,15 +161,25 @@ def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
 
 def _match_company(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
     """(record, the key that found it)."""
-    if "_id" in row:  # an existing record's, or unknown_id (as for end users)
-        found = tenant.company(row["_id"])
+    return _by_keys(row, "company", tenant.company, tenant.company_by_source_id,
+                    tenant.company_by_external_id)
+
+
+def _by_keys(row: dict, noun: str, by_id, by_source_id, by_external_id
+             ) -> tuple[dict | None, str | None]:
+    """(record, key) by ``_id``, then ``sourceId``, then ``externalId``.
+
+    An ``_id`` names an existing record or nothing: one that is unknown is ``unknown_id``,
+    whatever the other keys would match (ids are the server's; no row creates one)."""
+    if "_id" in row:
+        found = by_id(row["_id"])
         if found is None:
-            raise Rejected("unknown_id", f"_id: no company has _id {row['_id']!r}", "_id")
+            raise Rejected("unknown_id", f"_id: no {noun} has _id {row['_id']!r}", "_id")
         return found, "_id"
-    found = tenant.company_by_source_id(row.get("sourceId"))
+    found = by_source_id(row.get("sourceId"))
     if found is not None:
         return found, "sourceId"
-    found = tenant.company_by_external_id(row.get("externalId"))
+    found = by_external_id(row.get("externalId"))
     if found is not None:
         return found, "externalId"
     return None, None
@@ -220,26 +230,14 @@ def match_person(tenant: Tenant, row: dict) -> dict | None:
 
 def _match_person(tenant: Tenant, row: dict, near: list | None = None
                   ) -> tuple[dict | None, str | None]:
-    """(record, the key that found it) by the matching rule; near misses go to ``near``.
-
-    An ``_id`` names an existing record or nothing: one that is unknown is ``unknown_id``,
-    whatever the other keys would match (ids are the server's; no row creates one)."""
-    if "_id" in row:
-        found = tenant.person(row["_id"])
-        if found is None:
-            raise Rejected("unknown_id", f"_id: no end user has _id {row['_id']!r}", "_id")
-        return found, "_id"
-    found = tenant.person_by_source_id(row.get("sourceId"))
-    if found is not None:
-        return found, "sourceId"
-    found = tenant.person_by_external_id(row.get("externalId"))
-    if found is not None:
-        return found, "externalId"
-    if row.get("email"):
+    """(record, the key that found it) by the matching rule; near misses go to ``near``."""
+    found, key = _by_keys(row, "end user", tenant.person, tenant.person_by_source_id,
+                          tenant.person_by_external_id)
+    if found is None and row.get("email"):
         person = _one_by_email(tenant, row, near)
         if person is not None:
             return person, "email"
-    return None, None
+    return found, key
 
 
 def _one_by_email(tenant: Tenant, row: dict, near: list | None = None) -> dict | None:
