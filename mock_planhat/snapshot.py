@@ -43,7 +43,12 @@ def parse_time(text, field: str) -> int:
         raise SnapshotError(field, f"{text!r} is not an ISO-8601 time like "
                                    "2024-06-01T00:00:00Z")
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # Python 3.10's fromisoformat takes only 3 or 6 fraction digits: pad to 6 first.
+        head, _, rest = text.partition(".")
+        if rest:
+            digits = re.match(r"\d+", rest).group()
+            head = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+        stamp = datetime.fromisoformat(head.replace("Z", "+00:00"))
         millis = int(stamp.timestamp() * 1000)
     except (ValueError, OverflowError) as exc:
         raise SnapshotError(field, f"{text!r}: {exc}") from None

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import requests
+from test_cli import start, stop
 
 from mock_planhat.cli import main
 from mock_planhat.scenario import Target, load_scenario, run_scenario
-from tests.test_cli import start, stop
 
 API = {"Authorization": "Bearer mock-api-token"}
 

@@ -12,8 +12,7 @@ import time
 
 import pytest
 import requests
-
-from tests.test_cli import start, stop
+from test_cli import start, stop
 
 API = {"Authorization": "Bearer mock-api-token"}
 
