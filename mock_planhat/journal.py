@@ -103,6 +103,10 @@ class Journal:
         if environ is not None:
             entry_id = environ.get(ENTRY_ID)
             decisions = environ.get(DECISIONS)
+            if decisions is not None:
+                # Kept as tuples of tuples of plain values, which the GC stops tracking after
+                # its first look (lists it would walk on every full pass, for each entry).
+                decisions = tuple(map(tuple, decisions))
             caused = environ.get(CAUSED)
             link = environ.get(PARENT)
             if link is not None:
@@ -123,9 +127,10 @@ class Journal:
             answer = (tuple((k, headers[k]) for k in KEPT_HEADERS if k in headers),
                       _Truncated(len(data), data[:bound]) if len(data) > bound else data)
         entry = _Entry(method, path, query, status, kept, time.time() if at is None else at,
-                       tenant, entry_id,
-                       answer, decisions, parent, caused)
-        size = _size(entry)
+                       tenant, entry_id, answer, None, parent, caused)
+        size = _size(entry)  # decisions are counted below, by number, not walked
+        if decisions:
+            entry = entry._replace(decisions=decisions)
         if decisions:
             size += DECISION_BYTES * sum(len(group) for group in decisions)
         with self._lock:
