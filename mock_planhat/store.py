@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from .models import MODELS
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE, Report
 
 
@@ -102,6 +103,50 @@ class _MultiIndex:
                 del self.by_value[value]
 
 
+class Collection:
+    """The records of one model (licenses, tasks, ...): by ``_id``, with unique ``externalId`` and
+    ``sourceId`` indexes and the owning company's ``_id`` -> record ids."""
+
+    def __init__(self, company_field: str | None) -> None:
+        self.company_field = company_field
+        self.records: dict[str, dict] = {}
+        self.ext = _KeyIndex()
+        self.src = _KeyIndex()
+        self.by_company = _MultiIndex()
+
+    def get(self, rid) -> dict | None:
+        return self.records.get(rid) if isinstance(rid, str) else None
+
+    def by_external_id(self, value) -> dict | None:
+        return self.get(self.ext.get(value))
+
+    def by_source_id(self, value) -> dict | None:
+        return self.get(self.src.get(value))
+
+    def of_company(self, cid: str) -> list[dict]:
+        return [self.records[r] for r in self.by_company.get(cid)]
+
+    def put(self, record: dict, old: dict | None = None) -> dict:
+        rid = record["_id"]
+        self.ext.set(old and old.get("externalId"), record.get("externalId"), rid)
+        self.src.set(old and old.get("sourceId"), record.get("sourceId"), rid)
+        if self.company_field:
+            if old is not None:
+                self.by_company.discard(old.get(self.company_field), rid)
+            self.by_company.add(record.get(self.company_field), rid)
+        self.records[rid] = record
+        return record
+
+    def delete(self, rid: str) -> dict | None:
+        record = self.records.pop(rid, None)
+        if record is not None:
+            self.ext.set(record.get("externalId"), None, rid)
+            self.src.set(record.get("sourceId"), None, rid)
+            if self.company_field:
+                self.by_company.discard(record.get(self.company_field), rid)
+        return record
+
+
 class Tenant:
     """All state of one Planhat tenant. Both of its tokens route requests to it."""
 
@@ -176,6 +221,8 @@ class Tenant:
         self._person_src = _KeyIndex()
         self._person_email = _MultiIndex()
         self._members = _MultiIndex()  # company _id -> end user ids
+        self.collections: dict[str, Collection] = {
+            m.path: Collection(m.company_field) for m in MODELS}
 
     # ----- companies -------------------------------------------------------------------------
     def company(self, cid) -> dict | None:
@@ -203,8 +250,12 @@ class Tenant:
             self._company_domain.add(domain.lower(), cid)
         self.companies[cid] = record
         if old is not None and old.get("name") != record.get("name"):
+            name = record.get("name")
             for uid in self._members.get(cid):  # records are never mutated in place
-                self.endusers[uid] = {**self.endusers[uid], "companyName": record.get("name")}
+                self.endusers[uid] = {**self.endusers[uid], "companyName": name}
+            for collection in self.collections.values():
+                for rid in collection.by_company.get(cid):
+                    collection.records[rid] = {**collection.records[rid], "companyName": name}
         return record
 
     def delete_company(self, cid: str) -> list[str]:
@@ -217,7 +268,15 @@ class Tenant:
         members = list(self._members.get(cid))
         for uid in members:
             self.delete_person(uid)
+        for collection in self.collections.values():  # cascade (refusals are checked first)
+            for rid in list(collection.by_company.get(cid)):
+                collection.delete(rid)
         return members
+
+    def delete_refusals(self, cid: str) -> list[str]:
+        """Why a company cannot be deleted: its records of models whose rule is ``refuse``."""
+        return [f"{len(ids)} {m.path}" for m in MODELS if m.on_company_delete == "refuse"
+                for ids in [self.collections[m.path].by_company.get(cid)] if ids]
 
     # ----- end users and pending contacts ----------------------------------------------------
     def person(self, pid) -> dict | None:
@@ -315,6 +374,7 @@ class Tenant:
             "pending": list(self.pending.values()),
             "activities": list(self.activities),
             "dimensiondata": list(self.dimensiondata),
+            **{path: list(c.records.values()) for path, c in self.collections.items()},
             "report": self.report.entries(),
             "reportCounts": dict(self.report.counts),
         }

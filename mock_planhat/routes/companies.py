@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ..auth import api_tenant
+from ..errors import ApiError
 from ..matching import Rejected, attempt, create_company, find_company, update_company
 from ..matching import upsert_company as _upsert
 from ..records import COMPANY_FIELDS
@@ -127,5 +128,9 @@ def delete(key):
     tenant = api_tenant()
     with tenant.lock:
         record = _company(tenant, key)
+        refusals = tenant.delete_refusals(record["_id"])
+        if refusals:
+            raise ApiError(409, "company_has_records", f"id: the company still has "
+                           f"{', '.join(refusals)}; delete them first", "id")
         removed = tenant.delete_company(record["_id"])
     return jsonify({"n": 1, "ok": 1, "deletedCount": 1, "deletedEndusers": len(removed)})

@@ -1,0 +1,175 @@
+"""One set of rules for every model of `models.MODELS`: pure functions over a `Tenant`.
+
+* A row's known fields are type-checked (`records.check_row`); unknown fields are kept as sent,
+  under the same depth and size bounds.
+* ``_id`` is the server's: a create that sends one is refused, and a bulk row whose ``_id``
+  names no record is a row error (``unknown_id``), never a record with a chosen id.
+* A bulk row is matched by ``_id``, then ``sourceId``, then ``externalId`` (Planhat's keyables);
+  an unmatched row is created when it has the model's required fields.
+* ``externalId`` and ``sourceId`` are unique per model in a tenant.
+* A company-owned model's company field (``companyId``, or ``cId`` for NPS) takes an ``_id``,
+  ``extid-…`` or ``srcid-…`` key; it is stored as the company's ``_id`` with ``companyName``
+  beside it (kept in step with renames by the store). A key that names no company is refused.
+* A model's hook (``Model.prepare``) applies its special rule after the checks.
+
+Callers hold ``tenant.lock``; refused rows are written to the tenant's report by `attempt`.
+"""
+
+from __future__ import annotations
+
+from .matching import BulkResult, Outcome, Rejected, _by_key, attempt, find_company
+from .models import Model
+from .records import FieldError, check_row
+from .store import Tenant, new_id, now_iso
+
+
+def collection(tenant: Tenant, model: Model):
+    return tenant.collections[model.path]
+
+
+def find(tenant: Tenant, model: Model, key) -> dict | None:
+    """A record by ``_id``, ``extid-…`` or ``srcid-…``."""
+    c = collection(tenant, model)
+    return _by_key(key, c.get, c.by_external_id, c.by_source_id)
+
+
+def _checked(model: Model, row) -> dict:
+    try:
+        return check_row(row, model.checks)
+    except FieldError as exc:
+        raise Rejected(exc.reason, str(exc), exc.field) from None
+
+
+def _prepared(tenant: Tenant, model: Model, row: dict, old: dict | None) -> dict:
+    if model.prepare is not None:
+        try:
+            row = model.prepare(tenant, row, old)
+        except FieldError as exc:
+            raise Rejected(exc.reason, str(exc), exc.field) from None
+    owner = model.company_field
+    if owner and owner in row:
+        company = find_company(tenant, row[owner])
+        if company is None:
+            raise Rejected("unknown_company", f"{owner}: no company matches {row[owner]!r}",
+                           owner)
+        row = {**row, owner: company["_id"], "companyName": company.get("name")}
+    return row
+
+
+def _unique(tenant: Tenant, model: Model, row: dict, rid: str | None) -> None:
+    c = collection(tenant, model)
+    for key, lookup, reason in (("externalId", c.by_external_id, "duplicate_external_id"),
+                                ("sourceId", c.by_source_id, "duplicate_source_id")):
+        other = lookup(row.get(key))
+        if other is not None and other["_id"] != rid:
+            raise Rejected(reason, f"{key}: {row[key]!r} belongs to {model.name} "
+                           f"{other['_id']}", key)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def create(tenant: Tenant, model: Model, row: dict) -> Outcome:
+    """Create a record from a checked row."""
+    if "_id" in row:
+        raise Rejected("invalid_field", "_id: is set by the server; send externalId or "
+                       "sourceId as your key", "_id")
+    for name in model.required:
+        if _missing(row.get(name)):
+            raise Rejected("missing_field", f"{name}: a new {model.name} needs {name}", name)
+    row = _prepared(tenant, model, row, None)
+    _unique(tenant, model, row, None)
+    stamp = now_iso()
+    record = {"_id": new_id(), **model.defaults, **row, "createDate": stamp, "updatedAt": stamp}
+    return Outcome("created", collection(tenant, model).put(record))
+
+
+def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
+    """Update a record with a checked row (fields merged; ``custom`` merged key by key)."""
+    if "_id" in row and row["_id"] != old["_id"]:
+        raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {model.name}'s "
+                       f"_id ({old['_id']}); ids are set by the server", "_id")
+    for name in model.required:
+        if name in row and _missing(row[name]):
+            raise Rejected("invalid_field", f"{name}: must not be empty", name)
+    row = _prepared(tenant, model, row, old)
+    _unique(tenant, model, row, old["_id"])
+    new = {**old, **{k: v for k, v in row.items() if k != "_id"}}
+    if isinstance(old.get("custom"), dict) and isinstance(row.get("custom"), dict):
+        new["custom"] = {**old["custom"], **row["custom"]}
+    if new == old:
+        return Outcome("nonupdate", old)
+    new["updatedAt"] = now_iso()
+    return Outcome("updated", collection(tenant, model).put(new, old))
+
+
+def match(tenant: Tenant, model: Model, row: dict) -> dict | None:
+    """The record a bulk row is about: by ``_id``, then ``sourceId``, then ``externalId``."""
+    c = collection(tenant, model)
+    if "_id" in row:
+        found = c.get(row["_id"])
+        if found is None:
+            raise Rejected("unknown_id", f"_id: no {model.name} has _id {row['_id']!r}; ids "
+                           "are set by the server (send sourceId or externalId to create)",
+                           "_id")
+        return found
+    return c.by_source_id(row.get("sourceId")) or c.by_external_id(row.get("externalId"))
+
+
+def upsert(tenant: Tenant, model: Model, row, source: str | None = None) -> tuple[Outcome, bool]:
+    """Apply one bulk row; also says whether it matched a record (for the error's list)."""
+    matched = []
+
+    def write():
+        clean = _checked(model, row)
+        target = match(tenant, model, clean)
+        matched.append(target is not None)
+        return create(tenant, model, clean) if target is None else \
+            update(tenant, model, target, clean)
+    outcome = attempt(tenant, write, row, source)
+    return outcome, bool(matched and matched[0])
+
+
+def bulk_upsert(tenant: Tenant, model: Model, rows: list, source: str | None = None) -> BulkResult:
+    """Planhat's bulk upsert: a refused row goes to ``updatedErrors`` when it matched a record,
+    else to ``createdErrors``."""
+    result = BulkResult()
+    for index, row in enumerate(rows):
+        outcome, matched = upsert(tenant, model, row, source)
+        if outcome.applied:
+            result.add(index, outcome, row)
+            continue
+        error = {"index": index, "reason": outcome.reason, "field": outcome.field,
+                 "message": outcome.message, "item": row}
+        (result.updatedErrors if matched else result.createdErrors).append(error)
+    return result
+
+
+def delete(tenant: Tenant, model: Model, record: dict) -> None:
+    collection(tenant, model).delete(record["_id"])
+
+
+def select(tenant: Tenant, model: Model, filters: dict[str, list[str]]) -> list[dict]:
+    """The records every filter admits (filters AND; a filter's values OR)."""
+    c = collection(tenant, model)
+    records = list(c.records.values())
+    for name, values in filters.items():
+        if name in ("_id", "id"):
+            wanted = set(values)
+            records = [r for r in records if r["_id"] in wanted]
+        elif name == model.company_field:
+            ids = {co["_id"] for v in values for co in [find_company(tenant, v)] if co}
+            records = [r for r in records if r.get(name) in ids]
+        else:
+            wanted = set(values)
+            records = [r for r in records if _as_text(r.get(name)) in wanted]
+    return records
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

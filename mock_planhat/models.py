@@ -1,0 +1,221 @@
+"""The table of Planhat's objects beyond end users and companies, as data.
+
+One `Model` per object: its path, required fields, typed fields, whether a company owns it
+(and by which field), its page sizes, whether it takes a bulk upsert, what deleting its company
+does, its list filters, and named hooks for its genuine special rules. `engine.py` applies a row
+to any model; `routes/models.py` builds the HTTP handlers from this table; the OpenAPI paths are
+generated from it (`openapi_models.py`). Nothing here imports Flask.
+
+Not emulated (derived fields Planhat computes from data the fake does not hold): a company's NPS,
+MRR/ARR totals from licenses, health scores, conversation threading, task reminders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from .records import (
+    FieldError,
+    _bool,
+    _email,
+    _key,
+    _list_of,
+    _number,
+    _object,
+    _object_id,
+    _text,
+    _type_name,
+)
+
+EPOCH = date(1970, 1, 1)
+
+
+def _int_between(low: int, high: int):
+    def run(value, name):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            shown = repr(value) if isinstance(value, (int, float)) else _type_name(value)
+            raise FieldError(name, f"must be a whole number from {low} to {high}, not {shown}")
+    return run
+
+
+def _one_of(*values: str):
+    def run(value, name):
+        if value not in values:
+            raise FieldError(name, f"{value!r} is not one of {', '.join(values)}"
+                             if isinstance(value, str) else
+                             f"must be one of {', '.join(values)}, not {_type_name(value)}")
+    return run
+
+
+def _date_text(value, name):
+    """A date as text (Planhat takes ISO 8601); kept as sent."""
+    _text(value, name)
+
+
+def days_since_1970(value, name) -> int:
+    """An invoice date: a whole number of days since 1970-01-01, or an ISO date turned into one."""
+    if isinstance(value, bool):
+        raise FieldError(name, "must be days since 1970 (a number) or an ISO date, not a boolean")
+    if isinstance(value, (int, float)):
+        if not -100_000 <= value <= 1_000_000:
+            raise FieldError(name, f"{value!r} days since 1970 is out of range")
+        return int(value)
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (parsed.date() - EPOCH).days
+    raise FieldError(name, "must be days since 1970 (a number) or an ISO date like 2024-06-01")
+
+
+def _days(value, name):
+    days_since_1970(value, name)
+
+
+CONVERSATION_TYPES = ("note", "email", "chat", "call", "meeting", "ticket")
+
+# Fields every model shares; a model's own fields are added to these.
+COMMON_FIELDS = {
+    "_id": _object_id, "externalId": _key, "sourceId": _key, "name": _text,
+    "custom": _object, "companyId": _key, "cId": _key, "description": _text,
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One Planhat object type, as the engine needs it."""
+
+    name: str  # singular, for messages: "license"
+    path: str  # URL segment and state key: "licenses"
+    title: str  # for the OpenAPI document: "License"
+    required: tuple[str, ...] = ()
+    fields: dict = field(default_factory=dict)
+    company_field: str | None = "companyId"  # the field naming the owning company
+    company_required: bool = True
+    default_limit: int = 100
+    max_limit: int = 2_000
+    bulk: bool = True
+    on_company_delete: str = "cascade"  # cascade | refuse | keep
+    filters: tuple[str, ...] = ()  # beyond _id/id, externalId, sourceId and the company field
+    defaults: dict = field(default_factory=dict)
+    prepare: Callable | None = None  # hook(tenant, row, old) -> row; may raise FieldError
+    example: dict = field(default_factory=dict)  # a valid new row (tests, docs, OpenAPI)
+
+    @property
+    def checks(self) -> dict:
+        return {**COMMON_FIELDS, **self.fields}
+
+    @property
+    def list_filters(self) -> tuple[str, ...]:
+        company = (self.company_field,) if self.company_field else ()
+        return ("_id", "id", "externalId", "sourceId", *company, *self.filters)
+
+
+# ----- hooks: the special rules --------------------------------------------------------------
+def _conversation(tenant, row: dict, old: dict | None) -> dict:
+    """Unknown types become ``note``, as Planhat files them."""
+    if "type" in row and row["type"] not in CONVERSATION_TYPES:
+        row = {**row, "type": "note", "requestedType": row["type"]}
+    elif old is None and "type" not in row:
+        row = {**row, "type": "note"}
+    return row
+
+
+def _nps(tenant, row: dict, old: dict | None) -> dict:
+    """``euId`` is the end user found by the response's email (when exactly one has it), and
+    ``cId`` follows that end user's company unless the row names one."""
+    email = row.get("email")
+    if email is None or (old is not None and old.get("email") == email and "euId" in old):
+        return row
+    people = [p for p in tenant.people_by_email(email) if p["_id"] in tenant.endusers]
+    row = dict(row)
+    if len(people) == 1:
+        row["euId"] = people[0]["_id"]
+        if "cId" not in row and people[0].get("companyId") and (old is None or "cId" not in old):
+            row["cId"] = people[0]["companyId"]
+    return row
+
+
+def _invoice(tenant, row: dict, old: dict | None) -> dict:
+    """Invoice dates are stored as days since 1970, as Planhat sends them."""
+    dates = {k: days_since_1970(row[k], k) for k in INVOICE_DATES if k in row}
+    return {**row, **dates} if dates else row
+
+
+INVOICE_DATES = ("date", "dueDate", "paidDate")
+
+_MONEY = {"mrr": _number, "arr": _number, "value": _number, "amount": _number}
+
+MODELS: tuple[Model, ...] = (
+    Model("license", "licenses", "License", ("companyId", "_currency", "fromDate"),
+          {"_currency": _key, "fromDate": _date_text, "toDate": _date_text,
+           "fixedPeriod": _bool, "product": _text, "renewalStatus": _text, **_MONEY},
+          max_limit=2_000, filters=("product",),
+          example={"_currency": "USD", "fromDate": "2024-01-01", "mrr": 100, "product": "Pro"}),
+    Model("conversation", "conversations", "Conversation", ("companyId",),
+          {"type": _text, "subject": _text, "date": _date_text, "endusers": _list_of(_key),
+           "users": _list_of(_key), "tags": _list_of(_text), "activityTags": _list_of(_text),
+           "starred": _bool, "pinned": _bool, "archived": _bool},
+          default_limit=30, filters=("type",), prepare=_conversation,
+          example={"type": "email", "subject": "Renewal", "date": "2024-01-02"}),
+    Model("NPS response", "nps", "Nps", ("email", "score"),
+          {"email": _email, "score": _int_between(0, 10), "euId": _key, "campaignId": _key,
+           "comment": _text, "dateSent": _date_text, "dateAnswered": _date_text},
+          company_field="cId", company_required=False, max_limit=10_000,
+          filters=("email", "euId", "campaignId"), prepare=_nps,
+          example={"email": "ada@acme.com", "score": 9, "comment": "Great"}),
+    Model("task", "tasks", "Task", ("companyId", "mainType"),
+          {"mainType": _one_of("task", "event"), "action": _text, "startTime": _date_text,
+           "endTime": _date_text, "dateDone": _date_text, "status": _text, "ownerId": _key},
+          default_limit=500, max_limit=10_000, filters=("status", "ownerId", "mainType"),
+          example={"mainType": "task", "action": "Call back", "status": "open"}),
+    Model("churn entry", "churn", "Churn", ("companyId",),
+          {"date": _date_text, "reasons": _list_of(_text), "value": _number},
+          max_limit=1_000, example={"date": "2024-03-01", "reasons": ["price"], "value": 50}),
+    Model("issue", "issues", "Issue", (),
+          {"title": _text, "status": _text, "companyIds": _list_of(_key),
+           "endUserIds": _list_of(_key)},
+          company_field=None, filters=("status",),
+          example={"title": "Export fails", "status": "open"}),
+    Model("opportunity", "opportunities", "Opportunity", ("companyId",),
+          {"title": _text, "status": _text, "closeDate": _date_text, **_MONEY},
+          filters=("status",), example={"title": "Upsell", "status": "open", "mrr": 200}),
+    Model("project", "projects", "Project", ("companyId", "name"),
+          {"startDate": _date_text, "endDate": _date_text, "status": _text},
+          example={"name": "Onboarding", "status": "active"}),
+    Model("asset", "assets", "Asset", ("companyId", "name"), {},
+          example={"name": "Plant 7"}),
+    Model("invoice", "invoices", "Invoice", ("companyId",),
+          {**{k: _days for k in INVOICE_DATES}, "status": _text, "_currency": _key,
+           "invoiceNo": _text, **_MONEY},
+          on_company_delete="refuse", filters=("status",), prepare=_invoice,
+          example={"invoiceNo": "INV-1", "date": 19800, "amount": 1200, "status": "paid"}),
+    Model("sale", "sales", "Sale", ("companyId",),
+          {"date": _date_text, "product": _text, **_MONEY},
+          example={"date": "2024-02-01", "value": 500}),
+    Model("objective", "objectives", "Objective", ("companyId",),
+          {"health": _number, "status": _text}, example={"name": "Adoption", "health": 3}),
+    Model("campaign", "campaigns", "Campaign", ("companyId",),
+          {"status": _text, "startDate": _date_text, "endDate": _date_text},
+          example={"name": "Q3 webinar", "status": "planned"}),
+    Model("workspace", "workspaces", "Workspace", ("companyId",), {"title": _text},
+          example={"title": "EMEA"}),
+    Model("ticket", "tickets", "Ticket", ("companyId",),
+          {"title": _text, "status": _text, "email": _email, "tags": _list_of(_text)},
+          filters=("status",), example={"title": "Login broken", "status": "open"}),
+    Model("custom field", "customfields", "CustomField", ("name", "type", "parent"),
+          {"type": _key, "parent": _key, "values": _list_of(_text)},
+          company_field=None, bulk=False, filters=("parent", "name"),
+          example={"name": "Tier", "type": "list", "parent": "company"}),
+    Model("user", "users", "User", (),
+          {"email": _email, "firstName": _text, "lastName": _text, "nickName": _text,
+           "isHidden": _bool, "removed": _bool, "roles": _list_of(_text)},
+          company_field=None, default_limit=10_000, max_limit=10_000, filters=("email",),
+          example={"email": "csm@vendor.com", "firstName": "Cy", "lastName": "Sm"}),
+)
+
+BY_PATH = {m.path: m for m in MODELS}

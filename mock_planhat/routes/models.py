@@ -1,0 +1,175 @@
+"""Every model of `models.MODELS`, from one set of handlers: a blueprint built from the table.
+
+For a model at ``/M``: ``POST /M``, ``GET /M`` (``limit``/``offset``/``sort``/``select`` and the
+model's filters; an unknown or empty filter is a 400), ``PUT /M`` (bulk upsert, unless the model
+has none), ``GET``/``PUT``/``DELETE /M/{key}`` with ``key`` an ``_id``, ``extid-…`` or ``srcid-…``.
+Also ``GET /dimensiondata``: what ``POST /dimensiondata/{token}`` stored, with its company.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, jsonify, request
+
+from .. import engine
+from ..auth import api_tenant
+from ..errors import ApiError, json_response, read_json
+from ..matching import BULK_LIMIT, attempt, find_company
+from ..models import EPOCH, MODELS, Model
+from .common import checked_body, found, outcome_response, page
+
+bp = Blueprint("models", __name__)
+PAGING = ("limit", "offset", "sort", "select")
+
+
+def _filters(allowed: tuple[str, ...]) -> dict[str, list[str]]:
+    """The query's filters: each must be one of ``allowed`` and name at least one value."""
+    filters = {}
+    for name in request.args:
+        if name in PAGING:
+            continue
+        if name not in allowed:
+            raise ApiError(400, "invalid_query", f"{name}: not a filter here; use "
+                           f"{', '.join((*PAGING, *allowed))}", name)
+        values = [v.strip() for v in request.args.get(name, "").split(",") if v.strip()]
+        if not values:
+            raise ApiError(400, "invalid_query", f"{name}: name at least one value", name)
+        filters[name] = values
+    return filters
+
+
+def _record(tenant, model: Model, key: str) -> dict:
+    return found(engine.find(tenant, model, key), model.name, key)
+
+
+def _handlers(model: Model):
+    def list_records():
+        tenant = api_tenant()
+        filters = _filters(model.list_filters)
+        with tenant.lock:
+            records = engine.select(tenant, model, filters)
+        return page(records, model.default_limit, model.max_limit)
+
+    def create():
+        tenant = api_tenant()
+        row = checked_body(model.checks)
+        with tenant.lock:
+            outcome = attempt(tenant, lambda: engine.create(tenant, model, row), row,
+                              request.path)
+        return outcome_response(outcome)
+
+    def bulk():
+        tenant = api_tenant()
+        rows = read_json(list, "body")
+        if len(rows) > BULK_LIMIT:
+            raise ApiError(400, "too_many_items", f"body: {len(rows)} items; a bulk upsert "
+                           f"takes at most {BULK_LIMIT}", "body")
+        with tenant.lock:
+            result = engine.bulk_upsert(tenant, model, rows, request.path)
+        return json_response(result.as_dict(), result.status)
+
+    def get(key):
+        tenant = api_tenant()
+        with tenant.lock:
+            return jsonify(_record(tenant, model, key))
+
+    def update(key):
+        tenant = api_tenant()
+        row = checked_body(model.checks)
+        with tenant.lock:
+            record = _record(tenant, model, key)
+            outcome = attempt(tenant, lambda: engine.update(tenant, model, record, row), row,
+                              request.path)
+        return outcome_response(outcome)
+
+    def delete(key):
+        tenant = api_tenant()
+        with tenant.lock:
+            engine.delete(tenant, model, _record(tenant, model, key))
+        return jsonify({"n": 1, "ok": 1, "deletedCount": 1})
+
+    return list_records, create, bulk, get, update, delete
+
+
+for _model in MODELS:
+    _list, _create, _bulk, _get, _update, _delete = _handlers(_model)
+    _base, _name = f"/{_model.path}", _model.path
+    bp.add_url_rule(_base, f"{_name}_list", _list, methods=["GET"])
+    bp.add_url_rule(_base, f"{_name}_create", _create, methods=["POST"])
+    if _model.bulk:
+        bp.add_url_rule(_base, f"{_name}_bulk", _bulk, methods=["PUT"])
+    _item = f"{_base}/<path:key>"
+    bp.add_url_rule(_item, f"{_name}_get", _get, methods=["GET"])
+    bp.add_url_rule(_item, f"{_name}_update", _update, methods=["PUT"])
+    bp.add_url_rule(_item, f"{_name}_delete", _delete, methods=["DELETE"])
+
+
+# ----- dimension data, read back -------------------------------------------------------------
+DIMENSION_FILTERS = ("cid", "dimid", "from", "to")
+DIMENSION_DEFAULT, DIMENSION_MAX = 100, 10_000
+
+
+def _day_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: {raw!r} is not a whole number of days "
+                       "since 1970", name) from None
+
+
+def _day_of(value) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return (datetime.fromisoformat(value.strip().replace("Z", "+00:00")).date()
+                - EPOCH).days
+    except ValueError:
+        return None
+
+
+def _owner(tenant, row: dict) -> dict | None:
+    """The company a data point belongs to: by the row's externalId, read as a company's
+    (model ``Company`` or none) or as an end user's (then that end user's company)."""
+    ext = row.get("externalId")
+    if not isinstance(ext, str):
+        return None
+    model = str(row.get("model") or "Company").lower()
+    if model in ("user", "enduser", "endusers"):
+        person = tenant.person_by_external_id(ext)
+        return tenant.company(person.get("companyId")) if person else None
+    return tenant.company_by_external_id(ext)
+
+
+@bp.get("/dimensiondata")
+def dimension_data():
+    tenant = api_tenant()
+    for name in request.args:
+        if name not in ("limit", "offset", *DIMENSION_FILTERS):
+            raise ApiError(400, "invalid_query", f"{name}: not a filter here; use limit, "
+                           f"offset, {', '.join(DIMENSION_FILTERS)}", name)
+    low, high = _day_arg("from"), _day_arg("to")
+    dimids = request.args.get("dimid")
+    cid = request.args.get("cid")
+    with tenant.lock:
+        company = find_company(tenant, cid) if cid else None
+        if cid and company is None:
+            return jsonify([])
+        rows = []
+        for row in tenant.dimensiondata:
+            if dimids and row.get("dimensionId") not in dimids.split(","):
+                continue
+            if low is not None or high is not None:
+                day = _day_of(row.get("date"))
+                if day is None or (low is not None and day < low) or \
+                        (high is not None and day > high):
+                    continue
+            owner = _owner(tenant, row)
+            if company is not None and owner is not company:
+                continue
+            rows.append({**row, "companyId": owner and owner["_id"],
+                         "companyName": owner and owner.get("name")})
+    return page(rows, DIMENSION_DEFAULT, DIMENSION_MAX)
