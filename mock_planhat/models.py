@@ -106,6 +106,11 @@ class Model:
     example: dict = field(default_factory=dict)  # a valid new row (tests, docs, OpenAPI)
 
     @property
+    def company_owned(self) -> bool:
+        """Every record belongs to a company (which must exist)."""
+        return bool(self.company_field and self.company_required)
+
+    @property
     def checks(self) -> dict:
         return {**COMMON_FIELDS, **self.fields}
 
