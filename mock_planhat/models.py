@@ -37,6 +37,7 @@ def _int_between(low: int, high: int):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             shown = repr(value) if isinstance(value, (int, float)) else _type_name(value)
             raise FieldError(name, f"must be a whole number from {low} to {high}, not {shown}")
+    run.schema = {"type": "integer", "minimum": low, "maximum": high}
     return run
 
 
@@ -46,6 +47,14 @@ def _one_of(*values: str):
             raise FieldError(name, f"{value!r} is not one of {', '.join(values)}"
                              if isinstance(value, str) else
                              f"must be one of {', '.join(values)}, not {_type_name(value)}")
+    run.schema = {"enum": list(values)}
+    return run
+
+
+def _list(check):
+    """An array of items that each pass ``check`` (its schema kept for the OpenAPI document)."""
+    run = _list_of(check)
+    run.item = check
     return run
 
 
@@ -74,6 +83,10 @@ def days_since_1970(value, name) -> int:
 
 def _days(value, name):
     days_since_1970(value, name)
+
+
+_days.schema = {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 40}],
+                "description": "days since 1970, or an ISO date (stored as days)"}
 
 
 CONVERSATION_TYPES = ("note", "email", "chat", "call", "meeting", "ticket")
@@ -162,8 +175,8 @@ MODELS: tuple[Model, ...] = (
           max_limit=2_000, filters=("product",),
           example={"_currency": "USD", "fromDate": "2024-01-01", "mrr": 100, "product": "Pro"}),
     Model("conversation", "conversations", "Conversation", ("companyId",),
-          {"type": _text, "subject": _text, "date": _date_text, "endusers": _list_of(_key),
-           "users": _list_of(_key), "tags": _list_of(_text), "activityTags": _list_of(_text),
+          {"type": _text, "subject": _text, "date": _date_text, "endusers": _list(_key),
+           "users": _list(_key), "tags": _list(_text), "activityTags": _list(_text),
            "starred": _bool, "pinned": _bool, "archived": _bool},
           default_limit=30, filters=("type",), prepare=_conversation,
           example={"type": "email", "subject": "Renewal", "date": "2024-01-02"}),
@@ -179,11 +192,11 @@ MODELS: tuple[Model, ...] = (
           default_limit=500, max_limit=10_000, filters=("status", "ownerId", "mainType"),
           example={"mainType": "task", "action": "Call back", "status": "open"}),
     Model("churn entry", "churn", "Churn", ("companyId",),
-          {"date": _date_text, "reasons": _list_of(_text), "value": _number},
+          {"date": _date_text, "reasons": _list(_text), "value": _number},
           max_limit=1_000, example={"date": "2024-03-01", "reasons": ["price"], "value": 50}),
     Model("issue", "issues", "Issue", (),
-          {"title": _text, "status": _text, "companyIds": _list_of(_key),
-           "endUserIds": _list_of(_key)},
+          {"title": _text, "status": _text, "companyIds": _list(_key),
+           "endUserIds": _list(_key)},
           company_field=None, filters=("status",),
           example={"title": "Export fails", "status": "open"}),
     Model("opportunity", "opportunities", "Opportunity", ("companyId",),
@@ -210,15 +223,15 @@ MODELS: tuple[Model, ...] = (
     Model("workspace", "workspaces", "Workspace", ("companyId",), {"title": _text},
           example={"title": "EMEA"}),
     Model("ticket", "tickets", "Ticket", ("companyId",),
-          {"title": _text, "status": _text, "email": _email, "tags": _list_of(_text)},
+          {"title": _text, "status": _text, "email": _email, "tags": _list(_text)},
           filters=("status",), example={"title": "Login broken", "status": "open"}),
     Model("custom field", "customfields", "CustomField", ("name", "type", "parent"),
-          {"type": _key, "parent": _key, "values": _list_of(_text)},
+          {"type": _key, "parent": _key, "values": _list(_text)},
           company_field=None, bulk=False, filters=("parent", "name"),
           example={"name": "Tier", "type": "list", "parent": "company"}),
     Model("user", "users", "User", (),
           {"email": _email, "firstName": _text, "lastName": _text, "nickName": _text,
-           "isHidden": _bool, "removed": _bool, "roles": _list_of(_text)},
+           "isHidden": _bool, "removed": _bool, "roles": _list(_text)},
           company_field=None, default_limit=10_000, max_limit=10_000, filters=("email",),
           example={"email": "csm@vendor.com", "firstName": "Cy", "lastName": "Sm"}),
 )

@@ -1,0 +1,204 @@
+"""The OpenAPI paths and schemas of every model in `models.MODELS`, generated from the table.
+
+``python -m mock_planhat.openapi_models`` writes them into ``mock_planhat/openapi.json`` (the
+rest of the document is hand-written and left as it is); ``tests/test_openapi.py`` fails when the
+file and the table disagree. Not imported by the server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import records
+from .models import MODELS, Model
+
+DOCUMENT = Path(__file__).with_name("openapi.json")
+SECURITY = [{"bearer": []}, {"basic": []}]
+ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+_BASE = {
+    records._object_id: ID,
+    records._key: {"type": "string", "minLength": 1, "maxLength": records.MAX_KEY_LENGTH},
+    records._text: {"type": "string", "maxLength": records.MAX_TEXT_LENGTH},
+    records._email: {"type": "string", "minLength": 3, "maxLength": records.MAX_KEY_LENGTH},
+    records._bool: {"type": "boolean"},
+    records._number: {"type": "number"},
+    records._object: {"type": "object"},
+}
+
+
+def field_schema(check) -> dict:
+    if check in _BASE:
+        return dict(_BASE[check])
+    if hasattr(check, "item"):
+        return {"type": "array", "items": field_schema(check.item)}
+    if hasattr(check, "schema"):
+        return dict(check.schema)
+    return {"type": "string", "maxLength": records.MAX_TEXT_LENGTH}  # dates as text
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _responses(*codes: str, ok: dict | None = None) -> dict:
+    named = {"400": "BadRequest", "401": "Unauthorized", "404": "NotFound", "409": "Conflict",
+             "413": "TooLarge", "415": "UnsupportedMediaType", "408": "Fault",
+             "429": "FaultRetry", "500": "ServerError", "502": "Fault", "503": "FaultRetry",
+             "504": "Fault"}
+    out = dict(ok or {})
+    for code in sorted({*codes, "401", "408", "429", "500", "502", "503", "504"}):
+        out[code] = {"$ref": f"#/components/responses/{named[code]}"}
+    return dict(sorted(out.items()))
+
+
+def _ok(description: str, schema: dict, code: str = "200") -> dict:
+    return {code: {"description": description,
+                   "content": {"application/json": {"schema": schema}}}}
+
+
+def _query(name: str, description: str, integer: bool = False) -> dict:
+    schema = {"type": "integer", "minimum": 0} if integer else {"type": "string", "minLength": 1}
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+KEY = {"name": "key", "in": "path", "required": True,
+       "description": "A Planhat `_id`, `extid-<externalId>` or `srcid-<sourceId>`; may hold "
+                      "'/' (the route takes the rest of the path)",
+       "schema": {"type": "string", "minLength": 1}, "example": "extid-e-1"}
+
+
+def _paging(model_default: int, model_max: int, sortable: bool = True) -> list[dict]:
+    params = [_query("limit", f"Page size (default {model_default}, capped at {model_max}); "
+                     "a whole number >= 0, else 400", True),
+              _query("offset", "Records to skip; a whole number >= 0, else 400", True)]
+    if sortable:
+        params += [_query("sort", "A field to sort by; `-field` for descending"),
+                   _query("select", "Comma-separated fields to return (`_id` always comes "
+                          "along)")]
+    return params
+
+
+def input_schema(model: Model) -> dict:
+    owner = (f" `{model.company_field}` names the owning company (an `_id`, `extid-…` or "
+             "`srcid-…`; it must exist)." if model.company_field else "")
+    needs = f" A new one needs {', '.join(model.required)}." if model.required else ""
+    return {"type": "object",
+            "description": f"A {model.name} row. Null means 'not sent'; unknown fields are "
+                           f"stored as sent; `_id` is set by the server.{needs}{owner}",
+            "properties": {k: field_schema(v) for k, v in model.checks.items()}}
+
+
+def record_schema(model: Model) -> dict:
+    props = {"_id": ID, "externalId": {"type": "string"}, "sourceId": {"type": "string"},
+             "createDate": {"type": "string", "description": "ISO 8601, UTC"},
+             "updatedAt": {"type": "string", "description": "ISO 8601, UTC"}}
+    if model.company_field:
+        props[model.company_field] = {"type": "string"}
+        props["companyName"] = {"type": ["string", "null"]}
+    return {"type": "object", "required": ["_id", "createDate", "updatedAt"],
+            "properties": props}
+
+
+def model_paths(model: Model) -> dict:
+    title, plural = model.title, model.path
+    name = model.name
+    filters = [_query(f, "Same as _id" if f == "id" else
+                      f"Comma-separated {f} values (a company key for {f})"
+                      if f == model.company_field else f"Comma-separated {f} values")
+               for f in model.list_filters]
+    filter_note = "; filters AND together, an unknown or empty filter is a 400"
+    collection = {
+        "get": {"operationId": f"list{title}", "summary": f"List {plural}{filter_note}",
+                "tags": ["models"], "security": SECURITY,
+                "parameters": _paging(model.default_limit, model.max_limit) + filters,
+                "responses": _responses("400", ok=_ok(f"A page of {plural}", {
+                    "type": "array", "items": _ref(title)}))},
+        "post": {"operationId": f"create{title}", "summary": f"Create a {name}",
+                 "tags": ["models"], "security": SECURITY,
+                 "requestBody": {"required": True, "description": f"A {name}", "content": {
+                     "application/json": {"schema": {**_ref(f"{title}Input")}}}},
+                 "responses": _responses("400", "409", "413", "415",
+                                         ok=_ok(f"The {name}", _ref(title)))},
+    }
+    if model.bulk:
+        collection["put"] = {
+            "operationId": f"bulkUpsert{title}", "summary": f"Bulk upsert {plural}",
+            "tags": ["models"], "security": SECURITY,
+            "requestBody": {"required": True, "description": "At most 5,000 rows; each is "
+                            "matched by _id (which must exist), sourceId, then externalId",
+                            "content": {"application/json": {"schema": {
+                                "type": "array", "maxItems": 5000,
+                                "items": _ref(f"{title}Input")}}}},
+            "responses": _responses("400", "413", "415", ok={
+                **_ok("Every row applied", _ref("BulkResult")),
+                **_ok("Some rows not applied (createdErrors / updatedErrors)",
+                      _ref("BulkResult"), "206")})}
+    item = {
+        "get": {"operationId": f"get{title}", "summary": f"Get a {name}", "tags": ["models"],
+                "security": SECURITY, "parameters": [KEY],
+                "responses": _responses("404", ok=_ok(f"The {name}", _ref(title)))},
+        "put": {"operationId": f"update{title}", "summary": f"Update a {name}",
+                "tags": ["models"], "security": SECURITY, "parameters": [KEY],
+                "requestBody": {"required": True, "description": "Fields to change", "content": {
+                    "application/json": {"schema": _ref(f"{title}Input")}}},
+                "responses": _responses("400", "404", "409", "413", "415",
+                                        ok=_ok(f"The {name}", _ref(title)))},
+        "delete": {"operationId": f"delete{title}", "summary": f"Delete a {name}",
+                   "tags": ["models"], "security": SECURITY, "parameters": [KEY],
+                   "responses": _responses("404", ok=_ok("Deleted", _ref("Deleted")))},
+    }
+    return {f"/{plural}": collection, f"/{plural}/{{key}}": item}
+
+
+def dimension_paths() -> dict:
+    params = _paging(100, 10_000, sortable=False) + [
+        _query("cid", "The company (an `_id`, `extid-…` or `srcid-…`)"),
+        _query("dimid", "Comma-separated dimension ids"),
+        {**_query("from", "First day, in days since 1970"), "schema": {"type": "integer"}},
+        {**_query("to", "Last day, in days since 1970"), "schema": {"type": "integer"}},
+    ]
+    row = {"type": "object", "required": ["_id", "dimensionId", "value", "companyId",
+                                          "companyName"],
+           "properties": {"_id": ID, "dimensionId": {}, "value": {"type": "number"},
+                          "companyId": {"type": ["string", "null"]},
+                          "companyName": {"type": ["string", "null"]}}}
+    return {"/dimensiondata": {"get": {
+        "operationId": "listDimensionData",
+        "summary": "Read back what POST /dimensiondata/{token} stored, with its company",
+        "tags": ["models"], "security": SECURITY, "parameters": params,
+        "responses": _responses("400", ok=_ok("A page of data points", {
+            "type": "array", "items": row}))}}}
+
+
+def generated() -> tuple[dict, dict]:
+    """(paths, schemas) for every model and GET /dimensiondata."""
+    paths, schemas = dimension_paths(), {}
+    for model in MODELS:
+        paths.update(model_paths(model))
+        schemas[model.title] = record_schema(model)
+        schemas[f"{model.title}Input"] = input_schema(model)
+    return paths, schemas
+
+
+def merged(doc: dict) -> dict:
+    """``doc`` with the generated paths and schemas in place (other entries untouched)."""
+    paths, schemas = generated()
+    doc = {**doc, "paths": {**doc["paths"], **paths},
+           "components": {**doc["components"],
+                          "schemas": {**doc["components"]["schemas"], **schemas}}}
+    tags = [t for t in doc.get("tags", []) if t["name"] != "models"]
+    doc["tags"] = tags + [{"name": "models", "description": "Planhat's other objects, from "
+                           "one table of models (mock_planhat/models.py)"}]
+    return doc
+
+
+def main() -> None:
+    doc = json.loads(DOCUMENT.read_text("utf-8"))
+    DOCUMENT.write_text(json.dumps(merged(doc), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(f"wrote {DOCUMENT}")
+
+
+if __name__ == "__main__":
+    main()
