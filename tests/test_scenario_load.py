@@ -165,3 +165,13 @@ def test_validate_missing_path_is_an_error_not_a_traceback(tmp_path, capsys):
 ])
 def test_audience_key_is_segments_snake_case(name, key):
     assert audience_key(name) == key
+
+
+def test_model_finders_name_exactly_one_key(tmp_path):
+    path = write(tmp_path, "name: x\nexpect:\n  tasks:\n    - {externalId: a, sourceId: b}\n"
+                 "    - {where: {status: open}, absent: true, is: {status: open}}\n"
+                 "  count: {tasks: 1, nope: 2}\n")
+    found = "\n".join(problems(path))
+    assert "expect.tasks[0]" in found and "exactly one of externalId, sourceId, where" in found
+    assert "expect.tasks[1]" in found and "'absent: true' cannot be combined" in found
+    assert "nope" in found

@@ -382,3 +382,39 @@ def test_bad_clock_steps_are_refused_with_their_location(tmp_path, capsys):
     text = err.out + err.err
     for line in (":3:", ":4:", ":5:", ":6:"):
         assert f"s.yaml{line}" in text, text
+
+
+MODELS_SCENARIO = """\
+name: licenses
+given:
+  companies: [{name: Acme, externalId: acme}]
+  licenses:
+    - {companyId: extid-acme, _currency: EUR, fromDate: "2024-01-01", mrr: 10, externalId: l1}
+    - {companyId: extid-acme, _currency: EUR, fromDate: "2024-02-01", mrr: 20, sourceId: s2}
+expect:
+  count: {licenses: 3}
+  licenses:
+    - externalId: l1
+      is: {mrr: 99, companyName: Acme}
+    - where: {mrr: 20}
+      absent: true
+steps: []
+"""
+
+
+def test_models_in_given_and_expect_fail_with_a_diff(tmp_path):
+    result = run_scenario(load_scenario(write(tmp_path, MODELS_SCENARIO)))
+    assert not result.passed
+    text = result.render()
+    assert "count.licenses" in text and "licenses[0] (externalId 'l1') fields" in text
+    assert "licenses[1] (fields" in text and "should not exist" in text
+    fixed = MODELS_SCENARIO.replace("licenses: 3", "licenses: 2").replace("mrr: 99", "mrr: 10")
+    fixed = fixed.replace("where: {mrr: 20}\n      absent: true", "sourceId: s2")
+    assert run_scenario(load_scenario(write(tmp_path, fixed))).passed
+
+
+def test_a_given_model_record_the_fake_refuses_fails_at_that_record(tmp_path):
+    text = "name: x\nsteps: []\ngiven:\n  tasks: [{mainType: task, companyId: extid-nobody}]\n"
+    result = run_scenario(load_scenario(write(tmp_path, text)))
+    assert not result.passed and "given.tasks[0]" in result.render()
+    assert "companyId" in result.render()

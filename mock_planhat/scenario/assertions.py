@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models import MODELS
 from ..store import norm_email
 
 MISSING = "<missing>"
@@ -128,7 +129,22 @@ def _find_companies(records, finder) -> tuple[str, list[dict]]:
             [c for c in records if domain in [d.lower() for d in c.get("domains") or []]])
 
 
-_ONE = {"endusers": "end user", "pending": "pending contact", "companies": "company"}
+_ONE = {"endusers": "end user", "pending": "pending contact", "companies": "company",
+        **{m.path: m.name for m in MODELS}}
+
+
+def _find_records(records, finder) -> tuple[str, list[dict]]:
+    """A model's records by externalId, sourceId, or ``where`` (fields the record has)."""
+    for key in ("externalId", "sourceId"):
+        if key in finder:
+            return (f"{key} {finder[key]!r}",
+                    [r for r in records if r.get(key) == finder[key]])
+    where = finder["where"]
+    return f"fields {_short(where)}", [r for r in records if subset(where, r)]
+
+
+def _no_extra(out, what, finder, record) -> None:
+    return None
 
 
 def _check_records(out, kind, finders, records, finder_fn, extra) -> None:
@@ -163,6 +179,7 @@ def check(expect: dict, state: dict, journal: list[dict] | None = None,
     report_counts = state.get("reportCounts", {})
     sizes = {"endusers": len(endusers), "pending": len(pending), "companies": len(companies),
              "activities": len(activities), "report": sum(report_counts.values())}
+    sizes.update({m.path: len(state.get(m.path) or []) for m in MODELS})
     for key, spec in (expect.get("count") or {}).items():
         if not count_ok(spec, sizes[key]):
             found: Any = sizes[key]
@@ -192,6 +209,9 @@ def check(expect: dict, state: dict, journal: list[dict] | None = None,
                    user_extra)
     _check_records(out, "companies", expect.get("companies") or [], companies,
                    _find_companies, company_extra)
+    for model in MODELS:
+        _check_records(out, model.path, expect.get(model.path) or [],
+                       state.get(model.path) or [], _find_records, _no_extra)
     for reason, spec in (expect.get("report") or {}).items():
         n = report_counts.get(reason, 0)
         if not count_ok(spec, n):

@@ -19,6 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ..models import MODELS
+
 SUFFIXES = (".yaml", ".yml", ".json")
 ACTIONS = ("identify", "track", "page", "screen", "group", "alias", "generate", "audience",
            "computed_trait", "fault", "clock", "expect")
@@ -354,6 +356,16 @@ class _Checker:
                 if len(keys) != 1:
                     self.add(path + ("companies", index),
                              "name the company by exactly one of externalId, name, domain")
+        for model in MODELS:
+            for index, finder in enumerate(body.get(model.path) or []):
+                if isinstance(finder, dict):
+                    keys = [k for k in ("externalId", "sourceId", "where") if k in finder]
+                    if len(keys) != 1:
+                        self.add(path + (model.path, index), "name the record by exactly one "
+                                 "of externalId, sourceId, where")
+                    if finder.get("absent") and "is" in finder:
+                        self.add(path + (model.path, index),
+                                 "'absent: true' cannot be combined with 'is'")
         for index, name in enumerate(body.get("audiences") or []):
             if isinstance(name, str) and name not in self.audiences:
                 self.add(path + ("audiences", index), f"no audience step for {name!r} before "

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+from ..models import MODELS
 from .assertions import Mismatch, check
 from .load import Scenario, ScenarioError, load_scenario
 from .plan import DEFAULT_CLOCK, iter_plan
@@ -372,7 +373,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                                            message=str(exc)))
         return tenant
     given = data.get("given") or {}
-    for kind in ("companies", "endusers"):
+    for kind in ("companies", "endusers", *(m.path for m in MODELS)):
         for index, record in enumerate(given.get(kind) or []):
             response = tenant.api("POST", f"/{kind}", record)
             for _ in range(GIVEN_RETRIES):  # a tenant with a rate limit may answer 429
