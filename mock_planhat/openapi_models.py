@@ -172,9 +172,26 @@ def dimension_paths() -> dict:
             "type": "array", "items": row}))}}}
 
 
+def company_paths() -> dict:
+    """``GET /companies/{key}/<model>``: one company's records (as pyplanhat lists them)."""
+    paths = {}
+    children = [("endusers", "EndUser", 100, 2_000)] + [
+        (m.path, m.title, m.default_limit, m.max_limit) for m in MODELS if m.company_owned]
+    for path, title, default, maximum in children:
+        paths[f"/companies/{{key}}/{path}"] = {"get": {
+            "operationId": f"listCompany{title}", "summary": f"One company's {path}",
+            "tags": ["models"], "security": SECURITY,
+            "parameters": [{**KEY, "description": "The company: an `_id`, `extid-<externalId>` "
+                            "or `srcid-<sourceId>`", "example": "extid-acme"},
+                           *_paging(default, maximum)],
+            "responses": _responses("400", "404", ok=_ok(f"A page of the company's {path}", {
+                "type": "array", "items": _ref(title)}))}}
+    return paths
+
+
 def generated() -> tuple[dict, dict]:
-    """(paths, schemas) for every model and GET /dimensiondata."""
-    paths, schemas = dimension_paths(), {}
+    """(paths, schemas) for every model, a company's records and GET /dimensiondata."""
+    paths, schemas = {**dimension_paths(), **company_paths()}, {}
     for model in MODELS:
         paths.update(model_paths(model))
         schemas[model.title] = record_schema(model)

@@ -105,6 +105,28 @@ for _model in MODELS:
     bp.add_url_rule(_item, f"{_name}_delete", _delete, methods=["DELETE"])
 
 
+# ----- a company's records: /companies/{key}/<model> (pyplanhat lists by company this way) --
+def _company_records(path: str):
+    model = next((m for m in MODELS if m.path == path), None)
+    default, maximum = (model.default_limit, model.max_limit) if model else (100, 2_000)
+
+    def list_company_records(key):
+        tenant = api_tenant()
+        _filters(())
+        with tenant.lock:
+            company = found(find_company(tenant, key), "company", key)
+            records = (engine.collection(tenant, model).of_company(company["_id"]) if model
+                       else tenant.members(company["_id"]))
+        return page(records, default, maximum)
+    return list_company_records
+
+
+COMPANY_CHILDREN = ("endusers", *(m.path for m in MODELS if m.company_owned))
+for _child in COMPANY_CHILDREN:
+    bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}", _company_records(_child),
+                    methods=["GET"])
+
+
 # ----- dimension data, read back -------------------------------------------------------------
 DIMENSION_FILTERS = ("cid", "dimid", "from", "to")
 DIMENSION_DEFAULT, DIMENSION_MAX = 100, 10_000
