@@ -39,6 +39,14 @@ def _filters(allowed: tuple[str, ...]) -> dict[str, list[str]]:
     return filters
 
 
+def _answer(outcome):
+    """The row's outcome; a company reference that names no company is a 400 here (the issue's
+    rule for every model: the request is wrong, not the path)."""
+    if outcome.status == "rejected" and outcome.reason == "unknown_company":
+        raise ApiError(400, outcome.reason, outcome.message, outcome.field)
+    return outcome_response(outcome)
+
+
 def _record(tenant, model: Model, key: str) -> dict:
     return found(engine.find(tenant, model, key), model.name, key)
 
@@ -57,7 +65,7 @@ def _handlers(model: Model):
         with tenant.lock:
             outcome = attempt(tenant, lambda: engine.create(tenant, model, row), row,
                               request.path)
-        return outcome_response(outcome)
+        return _answer(outcome)
 
     def bulk():
         tenant = api_tenant()
@@ -81,7 +89,7 @@ def _handlers(model: Model):
             record = _record(tenant, model, key)
             outcome = attempt(tenant, lambda: engine.update(tenant, model, record, row), row,
                               request.path)
-        return outcome_response(outcome)
+        return _answer(outcome)
 
     def delete(key):
         tenant = api_tenant()
