@@ -150,7 +150,7 @@ def delete(tenant: Tenant, model: Model, record: dict) -> None:
     collection(tenant, model).delete(record["_id"])
 
 
-def select(tenant: Tenant, model: Model, filters: dict[str, list[str]]) -> list[dict]:
+def select(tenant: Tenant, model: Model, filters: dict) -> list[dict]:
     """The records every filter admits (filters AND; a filter's values OR)."""
     c = collection(tenant, model)
     records = list(c.records.values())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from .records import (
     FieldError,
@@ -63,30 +63,21 @@ def _date_text(value, name):
     _text(value, name)
 
 
-def days_since_1970(value, name) -> int:
-    """An invoice date: a whole number of days since 1970-01-01, or an ISO date turned into one."""
-    if isinstance(value, bool):
-        raise FieldError(name, "must be days since 1970 (a number) or an ISO date, not a boolean")
-    if isinstance(value, (int, float)):
-        if not -100_000 <= value <= 1_000_000:
-            raise FieldError(name, f"{value!r} days since 1970 is out of range")
-        return int(value)
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (parsed.date() - EPOCH).days
-    raise FieldError(name, "must be days since 1970 (a number) or an ISO date like 2024-06-01")
+DAYS_RANGE = (-100_000, 1_000_000)
 
 
 def _days(value, name):
-    days_since_1970(value, name)
+    """An invoice date: a whole number of days since 1970-01-01, as Planhat sends them."""
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not DAYS_RANGE[0] <= value <= DAYS_RANGE[1]:
+        shown = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else _type_name(value)
+        raise FieldError(name, f"must be a whole number of days since 1970 "
+                         f"({DAYS_RANGE[0]} to {DAYS_RANGE[1]}), not {shown}")
 
 
-_days.schema = {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 40}],
-                "description": "days since 1970, or an ISO date (stored as days)"}
+_days.schema = {"type": "integer", "minimum": DAYS_RANGE[0], "maximum": DAYS_RANGE[1],
+                "description": "days since 1970-01-01"}
 
 
 CONVERSATION_TYPES = ("note", "email", "chat", "call", "meeting", "ticket")
@@ -158,12 +149,6 @@ def _nps(tenant, row: dict, old: dict | None) -> dict:
     return row
 
 
-def _invoice(tenant, row: dict, old: dict | None) -> dict:
-    """Invoice dates are stored as days since 1970, as Planhat sends them."""
-    dates = {k: days_since_1970(row[k], k) for k in INVOICE_DATES if k in row}
-    return {**row, **dates} if dates else row
-
-
 INVOICE_DATES = ("date", "dueDate", "paidDate")
 
 _MONEY = {"mrr": _number, "arr": _number, "value": _number, "amount": _number}
@@ -210,7 +195,7 @@ MODELS: tuple[Model, ...] = (
     Model("invoice", "invoices", "Invoice", ("companyId",),
           {**{k: _days for k in INVOICE_DATES}, "status": _text, "_currency": _key,
            "invoiceNo": _text, **_MONEY},
-          on_company_delete="refuse", filters=("status",), prepare=_invoice,
+          on_company_delete="refuse", filters=("status",),
           example={"invoiceNo": "INV-1", "date": 19800, "amount": 1200, "status": "paid"}),
     Model("sale", "sales", "Sale", ("companyId",),
           {"date": _date_text, "product": _text, **_MONEY},

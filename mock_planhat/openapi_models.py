@@ -16,25 +16,52 @@ from .models import MODELS, Model
 DOCUMENT = Path(__file__).with_name("openapi.json")
 SECURITY = [{"bearer": []}, {"basic": []}]
 ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
-_BASE = {
-    records._object_id: ID,
-    records._key: {"type": "string", "minLength": 1, "maxLength": records.MAX_KEY_LENGTH},
-    records._text: {"type": "string", "maxLength": records.MAX_TEXT_LENGTH},
-    records._email: {"type": "string", "minLength": 3, "maxLength": records.MAX_KEY_LENGTH},
-    records._bool: {"type": "boolean"},
-    records._number: {"type": "number"},
-    records._object: {"type": "object"},
-}
 
 
-def field_schema(check) -> dict:
-    if check in _BASE:
-        return dict(_BASE[check])
-    if hasattr(check, "item"):
-        return {"type": "array", "items": field_schema(check.item)}
-    if hasattr(check, "schema"):
-        return dict(check.schema)
-    return {"type": "string", "maxLength": records.MAX_TEXT_LENGTH}  # dates as text
+def _nullable(schema: dict) -> dict:
+    kind = schema.get("type")
+    if kind is None:
+        return {**schema, "anyOf": [{k: v for k, v in schema.items() if k != "description"},
+                                    {"type": "null"}]} if "enum" not in schema else \
+            {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [kind, "null"]} if isinstance(kind, str) else schema
+
+
+class Fields:
+    """JSON schemas for the fake's field checks, taken from the hand-written end-user and
+    company schemas of the document (one definition of "a key", "an email", "not blank")."""
+
+    def __init__(self, doc: dict) -> None:
+        enduser = doc["components"]["schemas"]["EndUserInput"]["properties"]
+        company = doc["components"]["schemas"]["CompanyInput"]["properties"]
+        strip = {"description"}
+        self.base = {
+            records._object_id: ID,
+            records._key: {k: v for k, v in enduser["externalId"].items() if k not in strip},
+            records._text: {"type": "string", "maxLength": records.MAX_TEXT_LENGTH},
+            records._email: {k: v for k, v in enduser["email"].items() if k not in strip},
+            records._bool: {"type": "boolean"},
+            records._number: {"type": "number"},
+            records._object: {"type": "object"},
+        }
+        self.not_blank = company["name"]["pattern"]
+        for key, schema in list(self.base.items()):  # the plain (non-null) form
+            kind = schema.get("type")
+            if isinstance(kind, list):
+                self.base[key] = {**schema, "type": [k for k in kind if k != "null"][0]}
+
+    def of(self, check, required: bool = False) -> dict:
+        if check in self.base:
+            schema = dict(self.base[check])
+        elif hasattr(check, "item"):
+            schema = {"type": "array", "items": self.of(check.item)}
+        elif hasattr(check, "schema"):
+            schema = dict(check.schema)
+        else:  # dates and other text
+            schema = {"type": "string", "maxLength": records.MAX_TEXT_LENGTH}
+        if required and schema.get("type") == "string" and "pattern" not in schema:
+            schema["pattern"] = self.not_blank
+        return schema
 
 
 def _ref(name: str) -> dict:
@@ -57,8 +84,12 @@ def _ok(description: str, schema: dict, code: str = "200") -> dict:
                    "content": {"application/json": {"schema": schema}}}}
 
 
-def _query(name: str, description: str, integer: bool = False) -> dict:
-    schema = {"type": "integer", "minimum": 0} if integer else {"type": "string", "minLength": 1}
+FILTER = {"type": "string", "pattern": "[^ ,]"}
+SORT = {"type": "string", "allOf": [{"pattern": "[^ ,]"}, {"pattern": "^-*[^-]"}]}
+
+
+def _query(name: str, description: str, integer: bool = False, schema: dict | None = None) -> dict:
+    schema = schema or ({"type": "integer", "minimum": 0} if integer else FILTER)
     return {"name": name, "in": "query", "required": False, "description": description,
             "schema": schema}
 
@@ -74,20 +105,31 @@ def _paging(model_default: int, model_max: int, sortable: bool = True) -> list[d
                      "a whole number >= 0, else 400", True),
               _query("offset", "Records to skip; a whole number >= 0, else 400", True)]
     if sortable:
-        params += [_query("sort", "A field to sort by; `-field` for descending"),
+        params += [_query("sort", "A field to sort by; `-field` for descending", schema=SORT),
                    _query("select", "Comma-separated fields to return (`_id` always comes "
                           "along)")]
     return params
 
 
-def input_schema(model: Model) -> dict:
+def input_schema(model: Model, fields: Fields, create: bool) -> dict:
     owner = (f" `{model.company_field}` names the owning company (an `_id`, `extid-…` or "
-             "`srcid-…`; it must exist)." if model.company_field else "")
+             "`srcid-…`; 404 when no company matches)." if model.company_field else "")
     needs = f" A new one needs {', '.join(model.required)}." if model.required else ""
-    return {"type": "object",
-            "description": f"A {model.name} row. Null means 'not sent'; unknown fields are "
-                           f"stored as sent; `_id` is set by the server.{needs}{owner}",
-            "properties": {k: field_schema(v) for k, v in model.checks.items()}}
+    props = {}
+    for name, check in model.checks.items():
+        required = name in model.required
+        schema = fields.of(check, required)
+        props[name] = schema if create and required else _nullable(schema)
+    props["_id"] = {"type": "null", "description": "set by the server (400 when sent"
+                    + (")" if create else " with another record's _id)")}
+    what = "A new" if create else "Fields to change on a"
+    schema = {"type": "object",
+              "description": f"{what} {model.name}. Null means 'not sent'; unknown fields are "
+                             f"stored as sent (nested at most 32 levels).{needs}{owner}",
+              "properties": props}
+    if create and model.required:
+        schema["required"] = list(model.required)
+    return schema
 
 
 def record_schema(model: Model) -> dict:
@@ -118,8 +160,9 @@ def model_paths(model: Model) -> dict:
         "post": {"operationId": f"create{title}", "summary": f"Create a {name}",
                  "tags": ["models"], "security": SECURITY,
                  "requestBody": {"required": True, "description": f"A {name}", "content": {
-                     "application/json": {"schema": {**_ref(f"{title}Input")}}}},
-                 "responses": _responses("400", "409", "413", "415",
+                     "application/json": {"schema": _ref(f"{title}Create"),
+                                          "example": _example(model)}}},
+                 "responses": _responses("400", "404", "409", "413", "415",
                                          ok=_ok(f"The {name}", _ref(title)))},
     }
     if model.bulk:
@@ -129,8 +172,10 @@ def model_paths(model: Model) -> dict:
             "requestBody": {"required": True, "description": "At most 5,000 rows; each is "
                             "matched by _id (which must exist), sourceId, then externalId",
                             "content": {"application/json": {"schema": {
-                                "type": "array", "maxItems": 5000,
-                                "items": _ref(f"{title}Input")}}}},
+                                "type": "array", "maxItems": 5000, "items": {},
+                                "description": f"Rows shaped like {title}Input (with `_id`, "
+                                "sourceId or externalId as the key); a row that does not fit "
+                                "is answered in createdErrors/updatedErrors with 206"}}}},
             "responses": _responses("400", "413", "415", ok={
                 **_ok("Every row applied", _ref("BulkResult")),
                 **_ok("Some rows not applied (createdErrors / updatedErrors)",
@@ -189,19 +234,28 @@ def company_paths() -> dict:
     return paths
 
 
-def generated() -> tuple[dict, dict]:
+def _example(model: Model) -> dict:
+    row = dict(model.example)
+    if model.company_owned:
+        row[model.company_field] = "extid-acme"
+    return {**row, "externalId": "e-1"}
+
+
+def generated(doc: dict) -> tuple[dict, dict]:
     """(paths, schemas) for every model, a company's records and GET /dimensiondata."""
+    fields = Fields(doc)
     paths, schemas = {**dimension_paths(), **company_paths()}, {}
     for model in MODELS:
         paths.update(model_paths(model))
         schemas[model.title] = record_schema(model)
-        schemas[f"{model.title}Input"] = input_schema(model)
+        schemas[f"{model.title}Create"] = input_schema(model, fields, create=True)
+        schemas[f"{model.title}Input"] = input_schema(model, fields, create=False)
     return paths, schemas
 
 
 def merged(doc: dict) -> dict:
     """``doc`` with the generated paths and schemas in place (other entries untouched)."""
-    paths, schemas = generated()
+    paths, schemas = generated(doc)
     doc = {**doc, "paths": {**doc["paths"], **paths},
            "components": {**doc["components"],
                           "schemas": {**doc["components"]["schemas"], **schemas}}}

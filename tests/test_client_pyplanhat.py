@@ -45,9 +45,12 @@ def test_companies_end_users_and_conversations(live_server):
         assert sorted(c.id for c in listed) == sorted([call.id, note.id])
         assert len(client.conversations.list()) == 2
 
-        with pytest.raises(APIError) as info:
+        with pytest.raises(InvalidRequestError) as info:
             client.conversations.create(Conversation(company_id="extid-nobody"))
-        assert info.value.status_code == 400 and "companyId" in str(info.value)
+        assert info.value.status_code == 404 and "companyId" in str(info.value)
+        with pytest.raises(APIError) as info:
+            client.conversations.create(Conversation(company_id=acme.id, tags=["x" * 70_000]))
+        assert info.value.status_code == 400 and "tags[0]" in str(info.value)
 
         client.conversations.delete(note.id)
         with pytest.raises(InvalidRequestError):

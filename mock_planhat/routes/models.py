@@ -17,34 +17,13 @@ from ..auth import api_tenant
 from ..errors import ApiError, json_response, read_json
 from ..matching import BULK_LIMIT, attempt, find_company
 from ..models import EPOCH, MODELS, Model
-from .common import checked_body, found, outcome_response, page
+from .common import check_query, checked_body, filter_values, found, outcome_response, page
 
 bp = Blueprint("models", __name__)
-PAGING = ("limit", "offset", "sort", "select")
-
-
-def _filters(allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    """The query's filters: each must be one of ``allowed`` and name at least one value."""
-    filters = {}
-    for name in request.args:
-        if name in PAGING:
-            continue
-        if name not in allowed:
-            raise ApiError(400, "invalid_query", f"{name}: not a filter here; use "
-                           f"{', '.join((*PAGING, *allowed))}", name)
-        values = [v.strip() for v in request.args.get(name, "").split(",") if v.strip()]
-        if not values:
-            raise ApiError(400, "invalid_query", f"{name}: name at least one value", name)
-        filters[name] = values
-    return filters
-
-
-def _answer(outcome):
-    """The row's outcome; a company reference that names no company is a 400 here (the issue's
-    rule for every model: the request is wrong, not the path)."""
-    if outcome.status == "rejected" and outcome.reason == "unknown_company":
-        raise ApiError(400, outcome.reason, outcome.message, outcome.field)
-    return outcome_response(outcome)
+def _filters(allowed: tuple[str, ...]) -> dict[str, set[str]]:
+    """The query's filters (the shared rules: an unknown or empty parameter is a 400)."""
+    check_query(allowed)
+    return {name: filter_values(name) for name in allowed if name in request.args}
 
 
 def _record(tenant, model: Model, key: str) -> dict:
@@ -65,7 +44,7 @@ def _handlers(model: Model):
         with tenant.lock:
             outcome = attempt(tenant, lambda: engine.create(tenant, model, row), row,
                               request.path)
-        return _answer(outcome)
+        return outcome_response(outcome)
 
     def bulk():
         tenant = api_tenant()
@@ -89,7 +68,7 @@ def _handlers(model: Model):
             record = _record(tenant, model, key)
             outcome = attempt(tenant, lambda: engine.update(tenant, model, record, row), row,
                               request.path)
-        return _answer(outcome)
+        return outcome_response(outcome)
 
     def delete(key):
         tenant = api_tenant()
@@ -177,12 +156,14 @@ def _owner(tenant, row: dict) -> dict | None:
 @bp.get("/dimensiondata")
 def dimension_data():
     tenant = api_tenant()
-    for name in request.args:
-        if name not in ("limit", "offset", *DIMENSION_FILTERS):
-            raise ApiError(400, "invalid_query", f"{name}: not a filter here; use limit, "
-                           f"offset, {', '.join(DIMENSION_FILTERS)}", name)
+    for name in ("sort", "select"):
+        if name in request.args:
+            raise ApiError(400, "invalid_query", f"{name}: not a query parameter of GET "
+                           f"/dimensiondata (limit, offset, {', '.join(DIMENSION_FILTERS)})",
+                           name)
+    filters = _filters(DIMENSION_FILTERS)
     low, high = _day_arg("from"), _day_arg("to")
-    dimids = request.args.get("dimid")
+    dimids = filters.get("dimid")
     cid = request.args.get("cid")
     with tenant.lock:
         company = find_company(tenant, cid) if cid else None
@@ -190,7 +171,7 @@ def dimension_data():
             return jsonify([])
         rows = []
         for row in tenant.dimensiondata:
-            if dimids and row.get("dimensionId") not in dimids.split(","):
+            if dimids and row.get("dimensionId") not in dimids:
                 continue
             if low is not None or high is not None:
                 day = _day_of(row.get("date"))
