@@ -158,9 +158,9 @@ def select(tenant: Tenant, model: Model, filters: dict) -> list[dict]:
         if name in ("_id", "id"):
             wanted = set(values)
             records = [r for r in records if r["_id"] in wanted]
-        elif name == model.company_field:
+        elif model.company_field and name in (model.company_field, "companyId"):
             ids = {co["_id"] for v in values for co in [find_company(tenant, v)] if co}
-            records = [r for r in records if r.get(name) in ids]
+            records = [r for r in records if r.get(model.company_field) in ids]
         else:
             wanted = set(values)
             records = [r for r in records if _as_text(r.get(name)) in wanted]

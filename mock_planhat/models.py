@@ -32,9 +32,15 @@ from .records import (
 EPOCH = date(1970, 1, 1)
 
 
+def _whole(value) -> bool:
+    """A whole number (JSON's 7.0 is the integer 7, as JSON Schema counts it)."""
+    return not isinstance(value, bool) and (isinstance(value, int) or (
+        isinstance(value, float) and value.is_integer()))
+
+
 def _int_between(low: int, high: int):
     def run(value, name):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if not _whole(value) or not low <= value <= high:
             shown = repr(value) if isinstance(value, (int, float)) else _type_name(value)
             raise FieldError(name, f"must be a whole number from {low} to {high}, not {shown}")
     run.schema = {"type": "integer", "minimum": low, "maximum": high}
@@ -68,8 +74,7 @@ DAYS_RANGE = (-100_000, 1_000_000)
 
 def _days(value, name):
     """An invoice date: a whole number of days since 1970-01-01, as Planhat sends them."""
-    if isinstance(value, bool) or not isinstance(value, int) or \
-            not DAYS_RANGE[0] <= value <= DAYS_RANGE[1]:
+    if not _whole(value) or not DAYS_RANGE[0] <= value <= DAYS_RANGE[1]:
         shown = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
             else _type_name(value)
         raise FieldError(name, f"must be a whole number of days since 1970 "
@@ -120,7 +125,10 @@ class Model:
 
     @property
     def list_filters(self) -> tuple[str, ...]:
-        company = (self.company_field,) if self.company_field else ()
+        # companyId also filters a model whose company field has another name (NPS's cId):
+        # clients filter every model by companyId
+        company = tuple(dict.fromkeys((self.company_field, "companyId"))) \
+            if self.company_field else ()
         return ("_id", "id", "externalId", "sourceId", *company, *self.filters)
 
 

@@ -139,8 +139,7 @@ def record_schema(model: Model) -> dict:
     if model.company_field:
         props[model.company_field] = {"type": "string"}
         props["companyName"] = {"type": ["string", "null"]}
-    return {"type": "object", "required": ["_id", "createDate", "updatedAt"],
-            "properties": props}
+    return {"type": "object", "required": ["_id"], "properties": props}
 
 
 def model_paths(model: Model) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from .. import engine
 from ..auth import api_tenant
@@ -108,10 +109,18 @@ def _company_records(path: str):
     return list_company_records
 
 
+def _get_only(key):
+    """Other methods on a company's list: 405 (else ``PUT /companies/<path:key>`` would take
+    them as a company whose key ends in ``/tasks``)."""
+    raise MethodNotAllowed(valid_methods=["GET", "HEAD", "OPTIONS"])
+
+
 COMPANY_CHILDREN = ("endusers", *(m.path for m in MODELS if m.company_owned))
 for _child in COMPANY_CHILDREN:
     bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}", _company_records(_child),
                     methods=["GET"])
+    bp.add_url_rule(f"/companies/<key>/{_child}", "get_only", _get_only,
+                    methods=["PUT", "POST", "DELETE", "PATCH"])
 
 
 # ----- dimension data, read back -------------------------------------------------------------
