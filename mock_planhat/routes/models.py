@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from .. import engine
@@ -109,18 +109,25 @@ def _company_records(path: str):
     return list_company_records
 
 
+GET_ONLY = ["GET", "HEAD", "OPTIONS"]
+
+
 def _get_only(key):
     """Other methods on a company's list: 405 (else ``PUT /companies/<path:key>`` would take
-    them as a company whose key ends in ``/tasks``)."""
-    raise MethodNotAllowed(valid_methods=["GET", "HEAD", "OPTIONS"])
+    them as a company whose key ends in ``/tasks``), and OPTIONS names GET alone (Flask's own
+    answer would add the methods of ``/companies/<path:key>``)."""
+    if request.method == "OPTIONS":
+        return current_app.response_class(status=200, headers={"Allow": ", ".join(GET_ONLY)})
+    raise MethodNotAllowed(valid_methods=GET_ONLY)
 
 
 COMPANY_CHILDREN = ("endusers", *(m.path for m in MODELS if m.company_owned))
 for _child in COMPANY_CHILDREN:
     bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}", _company_records(_child),
-                    methods=["GET"])
+                    methods=["GET"], provide_automatic_options=False)
     bp.add_url_rule(f"/companies/<key>/{_child}", "get_only", _get_only,
-                    methods=["PUT", "POST", "DELETE", "PATCH"])
+                    methods=["PUT", "POST", "DELETE", "PATCH", "OPTIONS"],
+                    provide_automatic_options=False)
 
 
 # ----- dimension data, read back -------------------------------------------------------------
