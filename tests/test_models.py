@@ -148,7 +148,11 @@ def test_bad_fields_are_400s_naming_the_field(api, acme, model):
             assert response.get_json()["field"] == field
         if model.bulk:
             bulk = api.put(f"/{model.path}", json=[new_row(model, **{field: value})])
-            assert bulk.status_code == 206 and bulk.get_json()["createdErrors"][0]["field"] == field
+            if bulk.status_code == 400:  # too deep for the parser: the whole body, by its path
+                assert bulk.get_json()["field"] == f"[0].{field}"
+            else:
+                assert bulk.status_code == 206
+                assert bulk.get_json()["createdErrors"][0]["field"] == field
     assert api.state()[model.path] == [made]
 
 
@@ -288,12 +292,15 @@ def test_dimension_data_reads_back(api, acme, client):
                                 "companyId": "extid-acme"})
     rows = [{"dimensionId": "logins", "value": 3, "externalId": "acme",
              "date": "2024-01-10T00:00:00Z"},
-            {"dimensionId": "logins", "value": 4, "externalId": "u1", "model": "User",
+            {"dimensionId": "logins", "value": 4, "externalId": "u1", "model": "EndUser",
              "date": "2024-01-20"},
             {"dimensionId": "seats", "value": 9, "externalId": "nobody", "date": "2024-01-15"}]
+    api.post("/assets", json={"name": "Plant", "externalId": "a1", "companyId": "extid-acme"})
+    rows.append({"dimensionId": "uptime", "value": 99, "externalId": "a1", "model": "Asset",
+                 "date": "2024-02-01"})
     assert client.post("/dimensiondata/mock-tenant-token", json=rows).status_code == 200
     everything = api.get("/dimensiondata").get_json()
-    assert [r["companyName"] for r in everything] == ["Acme", "Acme", None]
+    assert [r["companyName"] for r in everything] == ["Acme", "Acme", None, "Acme"]
     mine = api.get("/dimensiondata?cid=extid-acme&dimid=logins").get_json()
     assert [r["value"] for r in mine] == [3, 4] and mine[0]["companyId"] == acme["_id"]
     # 2024-01-15 is day 19737 since 1970

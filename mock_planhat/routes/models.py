@@ -158,15 +158,18 @@ def _day_of(value) -> int | None:
 
 def _owner(tenant, row: dict) -> dict | None:
     """The company a data point belongs to: by the row's externalId, read as a company's
-    (model ``Company`` or none) or as an end user's (then that end user's company)."""
+    (model ``Company`` or none), an end user's, an asset's or a project's (then its company)."""
     ext = row.get("externalId")
     if not isinstance(ext, str):
         return None
     model = str(row.get("model") or "Company").lower()
     if model in ("user", "enduser", "endusers"):
-        person = tenant.person_by_external_id(ext)
-        return tenant.company(person.get("companyId")) if person else None
-    return tenant.company_by_external_id(ext)
+        owner = tenant.person_by_external_id(ext)
+    elif model in ("asset", "project"):
+        owner = tenant.collections[model + "s"].by_external_id(ext)
+    else:
+        return tenant.company_by_external_id(ext)
+    return tenant.company(owner.get("companyId")) if owner else None
 
 
 @bp.get("/dimensiondata")
