@@ -145,6 +145,8 @@ def _conversation(tenant, row: dict, old: dict | None) -> dict:
 def _nps(tenant, row: dict, old: dict | None) -> dict:
     """``euId`` is the end user found by the response's email (when exactly one has it), and
     ``cId`` follows that end user's company unless the row names one."""
+    if isinstance(row.get("score"), float):  # 7.0 is stored as 7
+        row = {**row, "score": int(row["score"])}
     email = row.get("email")
     if email is None or (old is not None and old.get("email") == email and "euId" in old):
         return row
@@ -155,6 +157,12 @@ def _nps(tenant, row: dict, old: dict | None) -> dict:
         if "cId" not in row and people[0].get("companyId") and (old is None or "cId" not in old):
             row["cId"] = people[0]["companyId"]
     return row
+
+
+def _invoice(tenant, row: dict, old: dict | None) -> dict:
+    """Invoice dates are whole days since 1970 (19800.0 is stored as 19800)."""
+    whole = {k: int(row[k]) for k in INVOICE_DATES if isinstance(row.get(k), float)}
+    return {**row, **whole} if whole else row
 
 
 INVOICE_DATES = ("date", "dueDate", "paidDate")
@@ -203,7 +211,7 @@ MODELS: tuple[Model, ...] = (
     Model("invoice", "invoices", "Invoice", ("companyId",),
           {**{k: _days for k in INVOICE_DATES}, "status": _text, "_currency": _key,
            "invoiceNo": _text, **_MONEY},
-          on_company_delete="refuse", filters=("status",),
+          on_company_delete="refuse", filters=("status",), prepare=_invoice,
           example={"invoiceNo": "INV-1", "date": 19800, "amount": 1200, "status": "paid"}),
     Model("sale", "sales", "Sale", ("companyId",),
           {"date": _date_text, "product": _text, **_MONEY},

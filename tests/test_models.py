@@ -261,9 +261,10 @@ def test_nps_score_and_end_user(api, acme):
     for score in (-1, 11, 7.5, "9", True):
         bad = api.post("/nps", json={"email": "ada@acme.com", "score": score})
         assert bad.status_code == 400 and bad.get_json()["field"] == "score", score
-    made = api.post("/nps", json={"email": "ADA@acme.com", "score": 10, "sourceId": "r-1"})
+    made = api.post("/nps", json={"email": "ADA@acme.com", "score": 10.0, "sourceId": "r-1"})
     record = made.get_json()
     assert record["euId"] == user["_id"] and record["cId"] == acme["_id"]
+    assert record["score"] == 10 and isinstance(record["score"], int)
     assert record["companyName"] == "Acme"
     again = api.put("/nps", json=[{"sourceId": "r-1", "score": 0, "email": "ADA@acme.com"}])
     assert again.get_json()["updated"] == 1
@@ -274,9 +275,10 @@ def test_nps_score_and_end_user(api, acme):
 
 def test_invoice_dates_are_days_since_1970(api, acme):
     made = api.post("/invoices", json={"companyId": "extid-acme", "date": 10,
-                                       "dueDate": 20000, "paidDate": 19875})
+                                       "dueDate": 20000.0, "paidDate": 19875})
     record = made.get_json()
     assert (record["date"], record["dueDate"], record["paidDate"]) == (10, 20000, 19875)
+    assert isinstance(record["dueDate"], int)
     for value in ("2024-06-01", 19800.5, True, 10**7):
         bad = api.post("/invoices", json={"companyId": "extid-acme", "date": value})
         assert bad.status_code == 400 and bad.get_json()["field"] == "date", value
