@@ -1,8 +1,10 @@
 """The OpenAPI paths and schemas of every model in `models.MODELS`, generated from the table.
 
 ``python -m mock_planhat.openapi_models`` writes them into ``mock_planhat/openapi.json`` (the
-rest of the document is hand-written and left as it is); ``tests/test_openapi.py`` fails when the
-file and the table disagree. Not imported by the server.
+rest of the document is hand-written and left as it is, apart from the state's model lists and
+company delete's 409); ``tests/test_openapi.py`` fails when the file and the table disagree.
+After a merge conflict in openapi.json: take the other side's file and run this again.
+Not imported by the server.
 """
 
 from __future__ import annotations
@@ -258,6 +260,18 @@ def merged(doc: dict) -> dict:
     doc = {**doc, "paths": {**doc["paths"], **paths},
            "components": {**doc["components"],
                           "schemas": {**doc["components"]["schemas"], **schemas}}}
+    # What the models add to hand-written entries: the state's lists, company delete's 409.
+    state = doc["components"]["schemas"]["State"]
+    doc["components"]["schemas"]["State"] = {**state, "properties": {
+        **state["properties"], **{m.path: {"type": "array", "items": _ref(m.title)}
+                                  for m in MODELS}}}
+    item = doc["paths"]["/companies/{key}"]
+    delete = item["delete"]
+    doc["paths"]["/companies/{key}"] = {**item, "delete": {
+        **delete, "summary": "Delete a company, its end users and its records of cascading "
+                             "models (409 while it has invoices)",
+        "responses": dict(sorted({**delete["responses"], "409": {
+            "$ref": "#/components/responses/Conflict"}}.items()))}}
     tags = [t for t in doc.get("tags", []) if t["name"] != "models"]
     doc["tags"] = tags + [{"name": "models", "description": "Planhat's other objects, from "
                            "one table of models (mock_planhat/models.py)"}]
