@@ -309,6 +309,7 @@ def test_dimension_data_reads_back(api, acme, client):
     early = api.get("/dimensiondata?from=19730&to=19737").get_json()
     assert [r["value"] for r in early] == [3, 9]
     assert api.get("/dimensiondata?cid=extid-none").get_json() == []
+    assert api.get("/dimensiondata?cid=extid-none&offset=-1").status_code == 400
     assert api.get("/dimensiondata?limit=1&offset=1").get_json()[0]["value"] == 4
     for query, name in (("from=soon", "from"), ("dim=1", "dim")):
         bad = api.get(f"/dimensiondata?{query}")

@@ -186,10 +186,8 @@ def dimension_data():
     cid = request.args.get("cid")
     with tenant.lock:
         company = find_company(tenant, cid) if cid else None
-        if cid and company is None:
-            return jsonify([])
         rows = []
-        for row in tenant.dimensiondata:
+        for row in tenant.dimensiondata if company is not None or not cid else ():
             if dimids and row.get("dimensionId") not in dimids:
                 continue
             if low is not None or high is not None:
