@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 
 from . import __version__
+from .models import MODELS
 from .store import Tenant, format_millis
 
 FORMAT = "mock-planhat-snapshot"
@@ -121,6 +122,7 @@ def dump_tenant(tenant: Tenant) -> dict:
             "pending": list(tenant.pending.values()),
             "activities": list(tenant.activities),
             "dimensiondata": list(tenant.dimensiondata),
+            **{path: list(c.records.values()) for path, c in tenant.collections.items()},
             "report": tenant.report.entries(),
             "reportCounts": dict(tenant.report.counts),
         }
@@ -208,6 +210,20 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
                 if record.get("companyName") != company.get("name"):  # derived, kept in step
                     record = {**record, "companyName": company.get("name")}
             scratch.put_person(record, pending=kind == "pending")
+    for model in MODELS:  # the table's models: keys unique, company-owned ones need it here
+        collection = scratch.collections[model.path]
+        for index, record in enumerate(item.get(model.path) or []):
+            here = f"{where}.{model.path}[{index}]"
+            _unique(record, ids, here, collection.by_external_id, collection.by_source_id)
+            owner = model.company_field
+            if owner and (model.company_owned or record.get(owner) is not None):
+                company = scratch.company(record.get(owner))
+                if company is None:
+                    raise SnapshotError(f"{here}.{owner}", f"{record.get(owner)!r} is not the "
+                                        "_id of a company in this snapshot")
+                if record.get("companyName") != company.get("name"):
+                    record = {**record, "companyName": company.get("name")}
+            collection.put(record)
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])

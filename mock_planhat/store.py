@@ -189,7 +189,8 @@ class Tenant:
     STATE = ("companies", "endusers", "pending", "activities", "dimensiondata", "report",
              "clock_millis", "recording_base", "recording_calls", "recording_bytes",
              "recording_dropped", "_activities_of", "history", "_company_ext", "_company_src",
-             "_company_domain", "_person_ext", "_person_src", "_person_email", "_members")
+             "_company_domain", "_person_ext", "_person_src", "_person_email", "_members",
+             "collections")
 
     def adopt(self, other: Tenant) -> None:
         """Take ``other``'s whole state and options (all at once; the caller holds the lock)."""

@@ -283,3 +283,35 @@ def test_a_whole_server_restore_drops_the_deleted_tenants_fault_rules(client):
     assert tenants == ["mock-tenant-token"]
     assert [r["tenant"] for r in client.get("/__admin/faults").get_json()] == \
         ["mock-tenant-token"]
+
+
+def test_the_tables_models_round_trip_and_are_checked(planhat):
+    """Licenses, tasks and NPS responses (any model of the table) are in the snapshot, come back
+    with their indexes, and a record whose company is not in the snapshot is refused."""
+    _seed(planhat)
+    assert planhat.api("POST", "/licenses", {"companyId": "extid-acme", "_currency": "EUR",
+                                             "fromDate": "2024-01-01",
+                                             "externalId": "l1"}).status == 200
+    assert planhat.api("POST", "/tasks", {"companyId": "extid-acme", "mainType": "task",
+                                          "sourceId": "t1"}).status == 200
+    assert planhat.api("POST", "/nps", {"email": "ann@acme.com", "score": 9}).status == 200
+    doc = planhat.snapshot()
+    item = doc["tenants"][0]
+    assert [r["externalId"] for r in item["licenses"]] == ["l1"] and len(item["nps"]) == 1
+    fresh = Target()
+    try:
+        other = fresh.new_tenant()
+        other.restore(doc)
+        assert other.api("GET", "/licenses/extid-l1").json()["companyName"] == "Acme"
+        assert other.api("GET", "/tasks/srcid-t1").status == 200
+        assert other.state()["nps"] == item["nps"]
+        for path, field in ((("tenants", 0, "licenses", 0, "companyId"),
+                             "tenants[0].licenses[0].companyId"),
+                            (("tenants", 0, "tasks", 0, "_id"), "tenants[0].tasks[0]._id")):
+            bad = _bad(doc, path, "0" * 24 if path[-1] == "companyId"
+                       else item["licenses"][0]["_id"])
+            response = fresh.request("PUT", f"/__admin/snapshot?tenant={other.tenant_token}",
+                                     bad)
+            assert response.status == 400 and response.json()["field"] == field, response.text
+    finally:
+        fresh.close()
