@@ -17,7 +17,7 @@ Callers hold ``tenant.lock``; refused rows are written to the tenant's report by
 
 from __future__ import annotations
 
-from .matching import BulkResult, Outcome, Rejected, _by_key, attempt, find_company
+from .matching import BulkResult, Outcome, Rejected, _by_key, _by_keys, attempt, find_company
 from .models import Model
 from .records import FieldError, check_row
 from .store import Tenant, new_id, now_iso
@@ -105,16 +105,10 @@ def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
 
 
 def match(tenant: Tenant, model: Model, row: dict) -> dict | None:
-    """The record a bulk row is about: by ``_id``, then ``sourceId``, then ``externalId``."""
+    """The record a bulk row is about: by ``_id`` (which must exist), then ``sourceId``, then
+    ``externalId`` — the same lookup as end users' and companies'."""
     c = collection(tenant, model)
-    if "_id" in row:
-        found = c.get(row["_id"])
-        if found is None:
-            raise Rejected("unknown_id", f"_id: no {model.name} has _id {row['_id']!r}; ids "
-                           "are set by the server (send sourceId or externalId to create)",
-                           "_id")
-        return found
-    return c.by_source_id(row.get("sourceId")) or c.by_external_id(row.get("externalId"))
+    return _by_keys(row, model.name, c.get, c.by_source_id, c.by_external_id)[0]
 
 
 def upsert(tenant: Tenant, model: Model, row, source: str | None = None) -> tuple[Outcome, bool]:
