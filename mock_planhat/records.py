@@ -53,8 +53,12 @@ def _text(value, field):
 
 
 def _email(value, field):
-    """An email is compared trimmed, so surrounding white space (tabs included) is allowed."""
+    """An email is compared trimmed, so surrounding white space (tabs included) is allowed;
+    the length limit counts the text as sent (as the OpenAPI document's maxLength does)."""
     if isinstance(value, str):
+        if len(value) > MAX_KEY_LENGTH:
+            raise FieldError(field, f"is {len(value)} characters long; at most "
+                                    f"{MAX_KEY_LENGTH}")
         value = value.strip()
     _key(value, field)
     if not EMAIL.match(value):
