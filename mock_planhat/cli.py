@@ -141,24 +141,23 @@ def apply_env(parser: argparse.ArgumentParser, env=None) -> None:
         parser.set_defaults(**{dest: value})
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
-    return value
+def _bounded(parse, low, high, what: str):
+    """An argparse type: ``parse(text)`` from ``low`` to ``high``, else a clean error."""
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not {what} ({low}-{high})")
+        return value
+    return check
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 86400 seconds")
-    return value
+_port = _bounded(int, 0, 65535, "a port number")
+_seconds = _bounded(float, 0, 86_400, "a number of seconds")
+
+
 def _cidr(text: str) -> str:
     try:
         return check_cidr(text)

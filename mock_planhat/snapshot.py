@@ -117,14 +117,7 @@ def dump_tenant(tenant: Tenant) -> dict:
             "settings": tenant.settings(),
             "clock": {"real": True} if tenant.clock_millis is None
             else {"now": format_millis(tenant.clock_millis)},
-            "companies": list(tenant.companies.values()),
-            "endusers": list(tenant.endusers.values()),
-            "pending": list(tenant.pending.values()),
-            "activities": list(tenant.activities),
-            "dimensiondata": list(tenant.dimensiondata),
-            **{path: list(c.records.values()) for path, c in tenant.collections.items()},
-            "report": tenant.report.entries(),
-            "reportCounts": dict(tenant.report.counts),
+            **tenant.records(),
         }
 
 

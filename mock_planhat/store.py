@@ -370,6 +370,13 @@ class Tenant:
             "unassigned": self.unassigned,
             "emailMatch": self.email_match,
             "rateLimit": self.rate_limit.text if self.rate_limit else None,
+            **self.records(),
+        }
+
+    def records(self) -> dict:
+        """Every kind of record the tenant holds and its report, as lists (copies of the
+        containers): what the state answer and a snapshot both carry."""
+        return {
             "companies": list(self.companies.values()),
             "endusers": list(self.endusers.values()),
             "pending": list(self.pending.values()),
