@@ -28,12 +28,13 @@ SENT_KEYS = ("_id", "externalId", "sourceId", "email", "companyId", "companyExte
              "userId", "type", "event", "action")  # what a decision shows of its row
 
 
-# A decision as kept: a plain tuple of plain values (the row's keys flattened, near misses and
-# changes as tuples), so that once the GC has seen it, it no longer tracks it: the journal and
-# the history hold hundreds of thousands of them, and tracked objects would make every full
-# collection slower. Fields, by position:
-(KIND, STATUS, REASON, MESSAGE, KEY, RECORD_ID, ENDUSER_ID, ROW, CHANGES, NEAR, DETAIL,
- ENTRY, INDEX, VIA) = range(14)
+# A decision as kept: a plain tuple of plain values (near misses and changes as tuples), so
+# that once the GC has seen it, it no longer tracks it: the journal and the history hold
+# hundreds of thousands of them, and every container kept per row adds to the collections'
+# work. Fields, by position; the row's keys follow, flattened into the same tuple from ROW on
+# (name, value, name, value, ...), so a row costs one container, not two.
+(KIND, STATUS, REASON, MESSAGE, KEY, RECORD_ID, ENDUSER_ID, CHANGES, NEAR, DETAIL,
+ ENTRY, INDEX, VIA, ROW) = range(14)
 
 
 def settle(kind: str, outcomes, entry_id: int, via: str | None = None) -> list[tuple]:
@@ -45,7 +46,7 @@ def settle(kind: str, outcomes, entry_id: int, via: str | None = None) -> list[t
     activity = kind == "activity"
     for index, outcome in enumerate(outcomes):
         record = outcome.record
-        record_id = enduser_id = changes = near = flat = None
+        record_id = enduser_id = changes = near = None
         if record is not None:
             record_id = record.get("_id")
             if activity:
@@ -57,16 +58,19 @@ def settle(kind: str, outcomes, entry_id: int, via: str | None = None) -> list[t
         if outcome.near:
             near = tuple((m["key"], m["value"], m["why"], m.get("recordId"))
                          for m in outcome.near)
+        item = [kind, outcome.status, outcome.reason, outcome.message, outcome.key, record_id,
+                enduser_id, changes, near, outcome.decision, entry_id, index, via]
         row = outcome.row  # only its keys are kept: decisions outlive the request
         if type(row) is dict:
-            flat = tuple([x for k in SENT_KEYS if k in row for x in (k, row[k])])
-        append((kind, outcome.status, outcome.reason, outcome.message, outcome.key, record_id,
-                enduser_id, flat, changes, near, outcome.decision, entry_id, index, via))
+            for k in SENT_KEYS:
+                if k in row:
+                    item += (k, row[k])
+        append(tuple(item))
     return out
 
 
 def row_keys(item: tuple) -> dict:
-    flat = item[ROW] or ()
+    flat = item[ROW:]
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -90,7 +94,7 @@ class History:
                 if kind != "activity":
                     put("id:" + record_id, item)
                 continue
-            flat = item[ROW]
+            flat = item[ROW:]
             if flat:
                 for at in range(0, len(flat), 2):
                     name, value = flat[at], flat[at + 1]
@@ -135,7 +139,7 @@ def decision(item: tuple) -> dict:
     out: dict = {"kind": kind}
     out["index"] = item[INDEX]
     out["outcome"] = item[STATUS]
-    if item[ROW]:
+    if len(item) > ROW:
         out["row"] = {k: _short(v) for k, v in row_keys(item).items() if v is not None}
     out["matchedBy"] = item[KEY]
     if item[RECORD_ID] is not None:
