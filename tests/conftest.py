@@ -104,3 +104,16 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _enforce(outcome.get_result())
+
+
+def exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw ``data`` to a live server, read until it closes the connection (or
+    ``timeout``): for what an HTTP client library would not send."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as conn:
+        conn.sendall(data)
+        out = b""
+        while chunk := conn.recv(65536):
+            out += chunk
+        return out

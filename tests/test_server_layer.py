@@ -10,23 +10,12 @@ import sys
 import time
 
 import pytest
+from conftest import exchange
 
 from mock_planhat import Config, create_app
 from mock_planhat.server import Server
 
 API = b"Authorization: Bearer mock-api-token\r\n"
-
-
-def _exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send ``data``, read until the server closes (or ``timeout``)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as conn:
-        conn.sendall(data)
-        out = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return out
-            out += chunk
 
 
 def _parse(raw: bytes) -> tuple[int, dict, dict]:
@@ -58,7 +47,7 @@ LAYER_CASES = {
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_server_layer_errors_are_json(live_server, case):
     data, status, field = LAYER_CASES[case]
-    got, headers, body = _parse(_exchange(live_server, data))
+    got, headers, body = _parse(exchange(live_server, data))
     assert got == status
     assert headers["content-type"] == "application/json"
     assert set(body) == {"error", "message", "field"} and body["field"] == field
@@ -67,7 +56,7 @@ def test_server_layer_errors_are_json(live_server, case):
 
 @pytest.mark.parametrize("path", ["/__admin//health", "/endusers//x", "/companies/"])
 def test_server_layer_double_slash_is_json_404_not_a_redirect(live_server, path):
-    raw = _exchange(live_server, b"GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n"
+    raw = exchange(live_server, b"GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n"
                     % (path.encode(), API))
     status, headers, body = _parse(raw)
     assert status == 404 and "location" not in headers
@@ -90,7 +79,7 @@ def quick_server():
 def test_stalled_upload_read_timeout_headers(quick_server):
     """Headers begun and never finished: the connection is closed after the timeout."""
     started = time.monotonic()
-    raw = _exchange(quick_server, b"POST /endusers HTTP/1.1\r\nHost: x\r\n", timeout=10)
+    raw = exchange(quick_server, b"POST /endusers HTTP/1.1\r\nHost: x\r\n", timeout=10)
     assert time.monotonic() - started < 5
     assert raw == b""  # nothing was asked yet; closed
 
@@ -98,14 +87,14 @@ def test_stalled_upload_read_timeout_headers(quick_server):
 def test_stalled_upload_read_timeout_body(quick_server):
     """Headers sent, the body promised and stalled: 408 in the JSON shape, then closed."""
     started = time.monotonic()
-    raw = _exchange(quick_server, b"PUT /endusers HTTP/1.1\r\nHost: x\r\n" + API +
+    raw = exchange(quick_server, b"PUT /endusers HTTP/1.1\r\nHost: x\r\n" + API +
                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"a\":",
                     timeout=10)
     assert time.monotonic() - started < 5
     status, headers, body = _parse(raw)
     assert status == 408 and body["error"] == "request_timeout" and body["field"] == "body"
     # the server is still there for everyone else
-    raw = _exchange(quick_server, b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n"
+    raw = exchange(quick_server, b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n"
                     b"Connection: close\r\n\r\n")
     assert _parse(raw)[0] == 200
 

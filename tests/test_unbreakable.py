@@ -13,7 +13,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import API, TENANT, Api
+from conftest import API, TENANT, Api, exchange
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -511,15 +511,10 @@ def test_deep_json_over_a_live_server_at_965_to_975_levels(live_server):
 
 
 def test_chunked_body_with_a_broken_chunk_header_is_400(live_server):
-    import socket
-
-    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        sock.sendall(b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mock-api-token"
-                     b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"ZZZ\r\nabc\r\n0\r\n\r\n")
-        answer = b""
-        while chunk := sock.recv(4096):
-            answer += chunk
+    answer = exchange(live_server,
+                      b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      b"mock-api-token\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n", timeout=10)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head
     error = json.loads(body)
@@ -549,17 +544,11 @@ def test_strip_500_an_activity_row_that_fails_unforeseen_fails_alone(api, compan
 
 
 def test_chunked_body_that_stalls_is_408_like_a_sized_one():
-    import socket
-
     server = Server(create_app(Config()), "127.0.0.1", 0, read_timeout=0.5).start()
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                         b"mock-api-token\r\nContent-Type: application/json\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n5\r\n[{\"a\"")
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
+        answer = exchange(server, b"PUT /endusers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                  b"mock-api-token\r\nContent-Type: application/json\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n5\r\n[{\"a\"", timeout=10)
     finally:
         server.stop()
     head, _, body = answer.partition(b"\r\n\r\n")
