@@ -131,7 +131,6 @@ class Journal:
         size = _size(entry)  # decisions are counted below, by number, not walked
         if decisions:
             entry = entry._replace(decisions=decisions)
-        if decisions:
             size += DECISION_BYTES * sum(len(group) for group in decisions)
         with self._lock:
             self.total += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from .records import (
     FieldError,
@@ -119,8 +120,10 @@ class Model:
         """Every record belongs to a company (which must exist)."""
         return bool(self.company_field and self.company_required)
 
-    @property
+    @cached_property
     def checks(self) -> dict:
+        """The field checks of a row (common fields and the model's): built once per model,
+        read for every row."""
         return {**COMMON_FIELDS, **self.fields}
 
     @property

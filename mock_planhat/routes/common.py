@@ -84,12 +84,18 @@ def page(records: list[dict], default_limit: int, max_limit: int):
     return jsonify(records)
 
 
-def bulk(tenant, upsert):
-    """``PUT /endusers`` or ``PUT /companies`` with an array: Planhat's bulk upsert."""
+def bulk_rows() -> list:
+    """A bulk upsert's body: an array of at most BULK_LIMIT rows (else a 400 naming it)."""
     rows = read_json(list, "body")
     if len(rows) > BULK_LIMIT:
         raise ApiError(400, "too_many_items", f"body: {len(rows)} items; a bulk upsert takes "
                        f"at most {BULK_LIMIT}", "body")
+    return rows
+
+
+def bulk(tenant, upsert):
+    """``PUT /endusers`` or ``PUT /companies`` with an array: Planhat's bulk upsert."""
+    rows = bulk_rows()
     kind = "company" if request.path.startswith("/companies") else "enduser"
     with tenant.lock:
         result = bulk_upsert(tenant, rows, upsert, request.path)

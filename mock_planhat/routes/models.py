@@ -15,12 +15,22 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from .. import engine
 from ..auth import api_tenant
-from ..errors import ApiError, json_response, read_json
-from ..matching import BULK_LIMIT, attempt, find_company
+from ..errors import ApiError, json_response
+from ..matching import attempt, find_company
 from ..models import EPOCH, MODELS, Model
-from .common import check_query, checked_body, filter_values, found, outcome_response, page
+from .common import (
+    bulk_rows,
+    check_query,
+    checked_body,
+    filter_values,
+    found,
+    outcome_response,
+    page,
+)
 
 bp = Blueprint("models", __name__)
+
+
 def _filters(allowed: tuple[str, ...]) -> dict[str, set[str]]:
     """The query's filters (the shared rules: an unknown or empty parameter is a 400)."""
     check_query(allowed)
@@ -49,10 +59,7 @@ def _handlers(model: Model):
 
     def bulk():
         tenant = api_tenant()
-        rows = read_json(list, "body")
-        if len(rows) > BULK_LIMIT:
-            raise ApiError(400, "too_many_items", f"body: {len(rows)} items; a bulk upsert "
-                           f"takes at most {BULK_LIMIT}", "body")
+        rows = bulk_rows()
         with tenant.lock:
             result = engine.bulk_upsert(tenant, model, rows, request.path)
         return json_response(result.as_dict(), result.status)
@@ -100,7 +107,7 @@ def _company_records(path: str):
 
     def list_company_records(key):
         tenant = api_tenant()
-        _filters(())
+        check_query(())
         with tenant.lock:
             company = found(find_company(tenant, key), "company", key)
             records = (engine.collection(tenant, model).of_company(company["_id"]) if model

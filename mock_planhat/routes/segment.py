@@ -309,6 +309,8 @@ def _skip_outcome(call, reason: str, message: str, status: str = "discarded") ->
     outcome = Outcome(status, None, reason, message)
     outcome.row = call
     return outcome
+
+
 def record(tenant, calls: list) -> None:
     """Keep the calls for ``GET /__admin/scenario``; the first one also keeps the state before
     it. Bounded in bytes: calls past the bound are counted, not kept."""
@@ -320,8 +322,11 @@ def record(tenant, calls: list) -> None:
         for call in calls:
             if not isinstance(call, dict):
                 continue
+            if tenant.recording_dropped:  # past the bound: later calls are only counted
+                tenant.recording_dropped += 1
+                continue
             raw = json.dumps(call, separators=(",", ":")).encode()
-            if tenant.recording_dropped or tenant.recording_bytes + len(raw) > RECORDING_BYTES:
+            if tenant.recording_bytes + len(raw) > RECORDING_BYTES:
                 tenant.recording_dropped += 1
                 continue
             tenant.recording_calls.append(raw)
