@@ -20,7 +20,7 @@ from __future__ import annotations
 from .matching import BulkResult, Outcome, Rejected, _by_key, _by_keys, attempt, find_company
 from .models import Model
 from .records import FieldError, check_row
-from .store import Tenant, new_id, now_iso
+from .store import Tenant, new_id
 
 
 def collection(tenant: Tenant, model: Model):
@@ -80,7 +80,7 @@ def create(tenant: Tenant, model: Model, row: dict) -> Outcome:
             raise Rejected("missing_field", f"{name}: a new {model.name} needs {name}", name)
     row = _prepared(tenant, model, row, None)
     _unique(tenant, model, row, None)
-    stamp = now_iso()
+    stamp = tenant.now_iso()
     record = {"_id": new_id(), **model.defaults, **row, "createDate": stamp, "updatedAt": stamp}
     return Outcome("created", collection(tenant, model).put(record))
 
@@ -100,7 +100,7 @@ def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
         new["custom"] = {**old["custom"], **row["custom"]}
     if new == old:
         return Outcome("nonupdate", old)
-    new["updatedAt"] = now_iso()
+    new["updatedAt"] = tenant.now_iso()
     return Outcome("updated", collection(tenant, model).put(new, old))
 
 

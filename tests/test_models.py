@@ -58,6 +58,19 @@ def test_six_operations(api, acme, model):
     assert api.get(base).get_json() == []
 
 
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_stamps_read_the_tenants_clock(api, acme, model):
+    """createDate and updatedAt follow the tenant's test clock, as every stamp the fake makes."""
+    assert api.client.post("/__admin/clock", json={"now": "2024-06-01T00:00:00Z"}
+                           ).status_code == 200
+    made = api.post(f"/{model.path}", json=new_row(model, externalId="e-1")).get_json()
+    assert made["createDate"] == made["updatedAt"] == "2024-06-01T00:00:00.000Z"
+    api.client.post("/__admin/clock", json={"advance": "P1D"})
+    changed = api.put(f"/{model.path}/extid-e-1", json={"custom": {"tier": "gold"}}).get_json()
+    assert changed["updatedAt"] == "2024-06-02T00:00:00.000Z"
+    assert changed["createDate"] == "2024-06-01T00:00:00.000Z"
+
+
 @pytest.mark.parametrize("model", [m for m in MODELS if m.bulk], ids=lambda m: m.path)
 def test_bulk_upsert(api, acme, model):
     base = f"/{model.path}"
