@@ -281,8 +281,9 @@ def serve(args) -> int:
           f"{config.api_token})\n"
           f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
           flush=True)
-    if config.rate_limit and parse_rate_limit(config.rate_limit):
-        print(f"  rate limit:   {parse_rate_limit(config.rate_limit).text} per token (429 with "
+    limit = parse_rate_limit(config.rate_limit)
+    if limit:
+        print(f"  rate limit:   {limit.text} per token (429 with "
               "Retry-After on the REST paths and /dock/segment)", flush=True)
     return run_until_signal(server, save, args.autosave, stop)
 

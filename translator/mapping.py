@@ -138,9 +138,6 @@ def str_id(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-_str_id = str_id
-
-
 def _first(*values: Any) -> Any:
     for value in values:
         if _present(value):
@@ -253,7 +250,7 @@ def _user_id(call: dict[str, Any], traits: dict[str, Any]) -> tuple[str | None, 
         (traits.get("user_id"), "user_id"),
         (traits.get("id"), "id"),
     ):
-        text = _str_id(value) if _present(value) else None
+        text = str_id(value) if _present(value) else None
         if text is not None:
             return text, trait
     return None, None
@@ -262,7 +259,7 @@ def _user_id(call: dict[str, Any], traits: dict[str, Any]) -> tuple[str | None, 
 def _company_ref_of(traits: dict[str, Any], group_id: Any = None) -> str | None:
     company = traits.get("company")
     company_id = company.get("id") if isinstance(company, dict) else None
-    return _str_id(
+    return str_id(
         _first(traits.get("companyId"), traits.get("company_id"), company_id, group_id)
     )
 
@@ -424,7 +421,7 @@ def _page(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Sk
 
 
 def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
-    group_id = _str_id(call.get("groupId"))
+    group_id = str_id(call.get("groupId"))
     if group_id is None:  # pragma: no cover - the schema requires it
         return Skip(NO_IDENTIFIER, "group has no groupId")
     traits: dict[str, Any] = call.get("traits") or {}
@@ -444,7 +441,7 @@ def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | S
         }
     )
     requests = [company_request(settings, [row], "group")]
-    user_id = _str_id(_first(call.get("userId"), call.get("user_id")))
+    user_id = str_id(_first(call.get("userId"), call.get("user_id")))
     if user_id is not None:
         path = f"/endusers/extid-{quote_id(user_id)}"
         body = {"companyId": f"extid-{group_id}"}
@@ -453,8 +450,8 @@ def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | S
 
 
 def _alias(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | Skip:
-    previous_id = _str_id(call.get("previousId"))
-    user_id = _str_id(call.get("userId"))
+    previous_id = str_id(call.get("previousId"))
+    user_id = str_id(call.get("userId"))
     if previous_id is None or user_id is None:
         return Skip(NO_IDENTIFIER, "alias needs previousId and userId")
     path = f"/endusers/extid-{quote_id(previous_id)}"
