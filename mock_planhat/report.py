@@ -61,6 +61,15 @@ class Report:
             self.dropped: Counter[str] = Counter()
             self.bytes = 0
 
+    def adopt(self, other: Report | None) -> None:
+        """Take ``other``'s entries and counts (None: empty this report)."""
+        if other is None:
+            self.clear()
+            return
+        with self._lock:
+            self._entries, self.counts = other._entries, other.counts
+            self.dropped, self.bytes = other.dropped, other.bytes
+
     def add(self, entry: dict, payload=None, raw: bytes | None = None) -> dict:
         """Keep ``entry`` (reason, message, …) with ``payload``; returns the entry as stored."""
         reason = entry["reason"]

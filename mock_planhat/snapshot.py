@@ -19,10 +19,16 @@ from importlib import resources
 
 from . import __version__
 from .models import MODELS
+from .ratelimit import parse_rate_limit
+from .report import Report
 from .store import Tenant, format_millis
 
 FORMAT = "mock-planhat-snapshot"
 FORMAT_VERSION = 1
+# Keys added to version 1 after its first release, optional so older documents still load: a
+# tenant's ``settings.rateLimit`` and a whole-fake snapshot's ``unknownTenant`` report.
+RATE_LIMIT = "rateLimit"
+UNKNOWN_TENANT = "unknownTenant"
 
 
 class SnapshotError(ValueError):
@@ -114,17 +120,29 @@ def dump_tenant(tenant: Tenant) -> dict:
         return {
             "tenantToken": tenant.tenant_token,
             "apiToken": tenant.api_token,
-            "settings": tenant.settings(),
+            "settings": {**tenant.settings(), RATE_LIMIT: tenant.rate_limit.text
+                         if tenant.rate_limit else "off"},
             "clock": {"real": True} if tenant.clock_millis is None
             else {"now": format_millis(tenant.clock_millis)},
             **tenant.records(),
         }
 
 
-def dump(tenants: list[Tenant]) -> dict:
-    return {"format": FORMAT, "formatVersion": FORMAT_VERSION, "packageVersion": __version__,
-            "savedAt": format_millis(int(datetime.now(timezone.utc).timestamp() * 1000)),
-            "tenants": [dump_tenant(t) for t in tenants]}
+def dump(tenants: list[Tenant], unknown_tenant: Report | None = None) -> dict:
+    """The tenants as a snapshot document; with ``unknown_tenant`` (a whole-fake snapshot),
+    also the report of requests that named no tenant."""
+    doc = {"format": FORMAT, "formatVersion": FORMAT_VERSION, "packageVersion": __version__,
+           "savedAt": format_millis(int(datetime.now(timezone.utc).timestamp() * 1000)),
+           "tenants": [dump_tenant(t) for t in tenants]}
+    if unknown_tenant is not None:
+        counts, _ = unknown_tenant.tallies()
+        doc[UNKNOWN_TENANT] = {"report": unknown_tenant.entries(), "reportCounts": counts}
+    return doc
+
+
+def dump_all(registry) -> dict:
+    """Every tenant of a fake and its unknown-tenant report."""
+    return dump(registry.all(), registry.unknown_tenant_report)
 
 
 # ----- check --------------------------------------------------------------------------------
@@ -182,7 +200,8 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
     a duplicate id or key, or an end user whose company is not in the snapshot."""
     scratch = registry.build(tenant_token, api_token)
     for name, value in (item.get("settings") or {}).items():
-        setattr(scratch, Tenant.OPTIONS[name], value)
+        if name != RATE_LIMIT:  # the registry applies it (see _rate_limit)
+            setattr(scratch, Tenant.OPTIONS[name], value)
     clock = item.get("clock") or {}
     scratch.set_clock(parse_time(clock["now"], f"{where}.clock.now") if "now" in clock else None)
     ids: set[str] = set()
@@ -220,7 +239,12 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])
-    report = scratch.report
+    _fill_report(scratch.report, item)
+    return scratch
+
+
+def _fill_report(report: Report, item: dict) -> None:
+    """Add ``item``'s ``report`` entries and take its ``reportCounts``."""
     for entry in item.get("report") or []:
         entry = dict(entry)
         report.add(entry, entry.pop("payload", None))
@@ -230,7 +254,13 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
         report.counts = Counter(counts)
         report.dropped = Counter({k: max(0, v - kept[k]) for k, v in counts.items()
                                   if v > kept[k]})
-    return scratch
+
+
+def _rate_limit(item: dict):
+    """The tenant's rate limit in the snapshot, or True when it names none (a snapshot
+    written before the key existed): the tenant keeps its own, a new one gets the default."""
+    settings = item.get("settings") or {}
+    return parse_rate_limit(settings[RATE_LIMIT]) if RATE_LIMIT in settings else True
 
 
 def _unique(record, ids, where, by_external, by_source) -> None:
@@ -257,6 +287,7 @@ def restore(registry, doc, tenant: Tenant | None = None) -> list[Tenant]:
         scratch = build(items[0], tenant.tenant_token, tenant.api_token, registry)
         with tenant.lock:
             tenant.adopt(scratch)
+        registry.set_rate_limit(tenant, _rate_limit(items[0]))
         return [tenant]
     default = registry.default
     scratches = [build(item, item["tenantToken"], item["apiToken"], registry, f"tenants[{i}]")
@@ -269,19 +300,26 @@ def restore(registry, doc, tenant: Tenant | None = None) -> list[Tenant]:
             raise SnapshotError(f"tenants[{index}].apiToken", "shares a token with the default "
                                 "tenant but is not it (both tokens, in their roles); the default "
                                 "tenant's tokens come from the command line")
+    unknown = None
+    if UNKNOWN_TENANT in doc:
+        config = registry.config
+        unknown = Report(config.report_size, config.report_bytes, config.payload_bytes)
+        _fill_report(unknown, doc[UNKNOWN_TENANT])
     restored = []
     for other in registry.all():
         if other is not default:
             registry.remove(other)
     with default.lock:
         default.adopt(registry.build(default.tenant_token, default.api_token))
-    for scratch in scratches:
+    registry.unknown_tenant_report.adopt(unknown)
+    for item, scratch in zip(items, scratches, strict=True):
         if scratch.tenant_token == default.tenant_token:
             with default.lock:
                 default.adopt(scratch)
+            registry.set_rate_limit(default, _rate_limit(item))
             restored.append(default)
         else:
-            registry.insert(scratch)
+            registry.insert(scratch, _rate_limit(item))
             restored.append(scratch)
     return restored
 

@@ -41,4 +41,4 @@ class StateFile:
         return len(restored)
 
     def save(self) -> None:
-        snapshot.write_file(self.path, snapshot.dump(self.registry.all()))
+        snapshot.write_file(self.path, snapshot.dump_all(self.registry))

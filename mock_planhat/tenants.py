@@ -61,18 +61,26 @@ class Registry:
                       self.config.report_size, self.config.report_bytes,
                       self.config.payload_bytes, email_match or self.config.email_match)
 
-    def insert(self, tenant: Tenant) -> Tenant:
-        """Register a tenant built elsewhere (a restored snapshot)."""
+    def insert(self, tenant: Tenant, rate_limit: RateLimit | None | bool = True) -> Tenant:
+        """Register a tenant built elsewhere (a restored snapshot); ``rate_limit`` True means
+        the configured default."""
         with self._lock:
             if (tenant.tenant_token in self._by_tenant_token
                     or tenant.api_token in self._by_api_token):
                 raise ValueError("a tenant with that token exists already")
-            if tenant.rate_limit is None:
-                tenant.rate_limit = self.default_rate_limit
+            tenant.rate_limit = self.default_rate_limit if rate_limit is True else rate_limit
             self.rate_limited = self.rate_limited or tenant.rate_limit is not None
             self._by_tenant_token[tenant.tenant_token] = tenant
             self._by_api_token[tenant.api_token] = tenant
             return tenant
+
+    def set_rate_limit(self, tenant: Tenant, rate_limit: RateLimit | None | bool) -> None:
+        """Give a registered tenant a rate limit (None: none); True keeps the one it has."""
+        if rate_limit is True:
+            return
+        with self._lock:
+            tenant.rate_limit = rate_limit
+            self.rate_limited = self.rate_limited or rate_limit is not None
 
     def create(self, unassigned: str | None = None, tenant_token: str | None = None,
                api_token: str | None = None, email_match: str | None = None,

@@ -315,3 +315,89 @@ def test_the_tables_models_round_trip_and_are_checked(planhat):
             assert response.status == 400 and response.json()["field"] == field, response.text
     finally:
         fresh.close()
+
+
+def _limits(client) -> dict:
+    return {t["tenantToken"]: t["rateLimit"] for t in client.get("/__admin/tenants").get_json()}
+
+
+def test_restored_tenants_keep_their_own_rate_limit(client):
+    """A snapshot carries each tenant's rate limit: a fresh server with another default gives
+    the restored tenants theirs back (and the limit answers 429 as before)."""
+    from mock_planhat import create_app
+
+    made = client.post("/__admin/tenants", json={"rateLimit": "2/s"}).get_json()
+    doc = client.get("/__admin/snapshot").get_json()
+    settings = {t["tenantToken"]: t["settings"] for t in doc["tenants"]}
+    assert settings[made["tenantToken"]]["rateLimit"] == "2/s"
+    assert settings["mock-tenant-token"]["rateLimit"] == "off"
+
+    other = create_app(rate_limit="planhat").test_client()
+    assert other.put("/__admin/snapshot", json=doc).status_code == 200
+    assert _limits(other) == {"mock-tenant-token": None, made["tenantToken"]: "2/s"}
+    headers = {"Authorization": f"Bearer {made['apiToken']}"}
+    answers = [other.get("/companies", headers=headers).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+
+    # into one tenant: the snapshot's limit replaces the tenant's own
+    one = client.get(f"/__admin/snapshot?tenant={made['tenantToken']}").get_json()
+    into = other.post("/__admin/tenants", json={"rateLimit": "off"}).get_json()
+    assert other.put(f"/__admin/snapshot?tenant={into['tenantToken']}",
+                     json=one).status_code == 200
+    assert _limits(other)[into["tenantToken"]] == "2/s"
+
+
+def test_a_snapshot_without_rate_limits_still_loads(client):
+    """Snapshots written before tenants' rate limits were kept: a tenant the restore creates
+    gets the server's default; a tenant restored into keeps its own."""
+    from mock_planhat import create_app
+
+    made = client.post("/__admin/tenants", json={"rateLimit": "2/s"}).get_json()
+    doc = client.get("/__admin/snapshot").get_json()
+    for item in doc["tenants"]:
+        del item["settings"]["rateLimit"]
+    other = create_app(rate_limit="5/s").test_client()
+    keeps = other.post("/__admin/tenants", json={"rateLimit": "7/min"}).get_json()
+    one = {**doc, "tenants": [doc["tenants"][1]]}
+    assert other.put(f"/__admin/snapshot?tenant={keeps['tenantToken']}",
+                     json=one).status_code == 200
+    assert _limits(other)[keeps["tenantToken"]] == "7/min"
+    assert other.put("/__admin/snapshot", json=doc).status_code == 200
+    assert _limits(other) == {"mock-tenant-token": "5/s", made["tenantToken"]: "5/s"}
+
+
+def test_a_bad_rate_limit_in_a_snapshot_is_400_naming_it(client):
+    doc = client.get("/__admin/snapshot").get_json()
+    doc["tenants"][0]["settings"]["rateLimit"] = "fast"
+    response = client.put("/__admin/snapshot", json=doc)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "tenants[0].settings.rateLimit"
+
+
+def _unknown_report(client) -> dict:
+    """The report of the default tenant plus the unknown-tenant one, minus the default's."""
+    both = client.get("/__admin/report").get_json()
+    return {"counts": both["counts"], "entries": [
+        e for e in both["entries"] if e["reason"] == "unknown_tenant"]}
+
+
+def test_the_unknown_tenant_report_is_part_of_a_whole_server_snapshot(client, tmp_path):
+    from mock_planhat import create_app
+
+    client.post("/analytics/nobody-has-this", json={"action": "Ghost", "email": "g@x.org"})
+    doc = client.get("/__admin/snapshot").get_json()
+    assert doc["unknownTenant"]["reportCounts"] == {"unknown_tenant": 1}
+    assert doc["unknownTenant"]["report"][0]["tenant"] == "nobody-has-this"
+    one = client.get("/__admin/snapshot?tenant=mock-tenant-token").get_json()
+    assert "unknownTenant" not in one  # it belongs to no tenant
+
+    other = create_app().test_client()
+    assert other.put("/__admin/snapshot", json=doc).status_code == 200
+    restored = _unknown_report(other)
+    assert restored["counts"] == {"unknown_tenant": 1}
+    assert restored["entries"][0]["payload"] == [{"action": "Ghost", "email": "g@x.org"}]
+
+    # a whole-server snapshot without one (written before it was kept) empties it
+    del doc["unknownTenant"]
+    assert other.put("/__admin/snapshot", json=doc).status_code == 200
+    assert _unknown_report(other) == {"counts": {}, "entries": []}

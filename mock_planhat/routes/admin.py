@@ -322,8 +322,9 @@ def assign(pid):
 @bp.get("/snapshot")
 def get_snapshot():
     """One tenant (``?tenant=``) or every tenant, as a version-tagged snapshot document."""
-    tenants = [_tenant()] if "tenant" in request.args else _fake().registry.all()
-    return jsonify(snapshot.dump(tenants))
+    if "tenant" in request.args:
+        return jsonify(snapshot.dump([_tenant()]))
+    return jsonify(snapshot.dump_all(_fake().registry))
 
 
 @bp.put("/snapshot")
