@@ -20,6 +20,7 @@ from .config import (
     ENV_AUTOSAVE,
     ENV_EMAIL_MATCH,
     ENV_FLAGS,
+    ENV_INIT,
     ENV_PORT,
     ENV_STATE,
     ENV_TENANT_TOKEN,
@@ -106,10 +107,12 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                         f"atomically (env {ENV_STATE})")
     p.add_argument("--autosave", type=_interval, default=None, metavar="SECONDS",
                    help=f"with --state, also save every SECONDS (env {ENV_AUTOSAVE})")
-    p.add_argument("--init", action="append", default=None, metavar="PATH",
+    p.add_argument("--init", action=_Repeatable, default=None, metavar="PATH",
                    help="a scenario file or folder whose 'given' records (and, with "
-                        "--init-steps, steps) are applied to the default tenant at start, in "
-                        "file-name order; repeatable")
+                        "--init-steps, steps) are applied at start, in file-name order, to "
+                        "the tenant its settings name (tenant_token), else the default "
+                        f"tenant; repeatable (env {ENV_INIT}: paths separated by "
+                        f"'{os.pathsep}')")
     p.add_argument("--init-steps", action="store_true",
                    help="with --init, also run the files' steps and expectations")
     p.add_argument("--rate-limit", type=_rate_limit, default=None, metavar="LIMIT",
@@ -120,10 +123,25 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+class _FromEnv(list):
+    """A repeatable flag's values that came from its environment variable."""
+
+
+class _Repeatable(argparse.Action):
+    """``action="append"``, except that values from the environment variable are replaced by
+    the flag's, not added to: a flag given on the command line wins, as for every flag."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, self.dest, None)
+        items = [] if items is None or isinstance(items, _FromEnv) else list(items)
+        setattr(namespace, self.dest, [*items, values])
+
+
 def apply_env(parser: argparse.ArgumentParser, env=None) -> None:
     """Set the defaults of ``parser``'s flags from their environment variables (``ENV_FLAGS``),
     each value checked by the flag's own type and choices: a bad one exits 2 with the flag's
-    message, naming the variable (never a traceback)."""
+    message, naming the variable (never a traceback). A repeatable flag's variable holds
+    several values, separated by ``os.pathsep``."""
     env = os.environ if env is None else env
     actions = {action.dest: action for action in parser._actions}
     for dest, name in ENV_FLAGS.items():
@@ -131,14 +149,21 @@ def apply_env(parser: argparse.ArgumentParser, env=None) -> None:
         action = actions.get(dest)
         if not text or action is None:
             continue
-        try:
-            value = action.type(text) if action.type else text
-        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-            parser.error(f"{name}={text!r}: {exc}")
-        if action.choices is not None and value not in action.choices:
-            parser.error(f"{name}={text!r}: invalid choice (choose from "
-                         f"{', '.join(map(str, action.choices))})")
-        parser.set_defaults(**{dest: value})
+        repeatable = isinstance(action, _Repeatable)
+        values = [part for part in text.split(os.pathsep) if part] if repeatable else [text]
+        if not values:
+            parser.error(f"{name}={text!r}: no value (separate values with '{os.pathsep}')")
+        checked = _FromEnv() if repeatable else []
+        for part in values:
+            try:
+                value = action.type(part) if action.type else part
+            except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+                parser.error(f"{name}={text!r}: {exc}")
+            if action.choices is not None and value not in action.choices:
+                parser.error(f"{name}={text!r}: invalid choice (choose from "
+                             f"{', '.join(map(str, action.choices))})")
+            checked.append(value)
+        parser.set_defaults(**{dest: checked if repeatable else checked[0]})
 
 
 def _bounded(parse, low, high, what: str):

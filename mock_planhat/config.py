@@ -36,11 +36,13 @@ ENV_PORT = "MOCK_PLANHAT_PORT"
 ENV_STATE = "MOCK_PLANHAT_STATE"
 ENV_AUTOSAVE = "MOCK_PLANHAT_AUTOSAVE"
 ENV_RATE_LIMIT = "MOCK_PLANHAT_RATE_LIMIT"
+ENV_INIT = "MOCK_PLANHAT_INIT"
 
 # The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
 # The CLI checks a value from the environment with the flag's own type and choices, so a bad
 # value gets the flag's clean error (naming the variable); a flag given on the command line wins.
-# A new flag with a variable needs only a line here.
+# A new flag with a variable needs only a line here. A repeatable flag (``--init``) takes
+# several values from its variable, separated by ``os.pathsep`` (':' on POSIX, ';' on Windows).
 ENV_FLAGS = {
     "port": ENV_PORT,
     "tenant_token": ENV_TENANT_TOKEN,
@@ -50,6 +52,7 @@ ENV_FLAGS = {
     "state": ENV_STATE,
     "autosave": ENV_AUTOSAVE,
     "rate_limit": ENV_RATE_LIMIT,
+    "init": ENV_INIT,
 }
 
 

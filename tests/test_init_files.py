@@ -149,3 +149,83 @@ def test_a_bad_given_snapshot_is_a_problem_of_the_file(tmp_path, capsys):
     text = out.out + out.err
     assert "s.yaml:3:13: given.snapshot:" in text and "formatVersion: 3" in text, text
     assert "m.yaml:3:13: given.snapshot:" in text and "cannot be read" in text, text
+
+
+OTHER_TENANT = """\
+name: seed another tenant
+settings: {tenant_token: acme-dev, api_token: acme-dev-api}
+tenant: {unassigned: discard, rateLimit: 5/s}
+given:
+  companies:
+    - {name: Initech, externalId: initech}
+steps: []
+"""
+OTHER_TENANT_AGAIN = """\
+name: more for that tenant
+settings: {tenant_token: acme-dev}
+given:
+  companies:
+    - {name: Hooli, externalId: hooli}
+steps: []
+"""
+
+
+def test_init_from_the_environment_and_each_file_seeds_its_own_tenant(tmp_path):
+    """MOCK_PLANHAT_INIT holds paths separated by os.pathsep; a file whose settings name a
+    tenant token seeds that tenant (made with the file's api_token and tenant options)."""
+    import os
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "1.yaml").write_text(OTHER_TENANT)
+    (other / "2.yaml").write_text(OTHER_TENANT_AGAIN)
+    paths = os.pathsep.join([str(_seed_folder(tmp_path)), str(other)])
+    proc, url = start("--port", "0", "--quiet", env={"MOCK_PLANHAT_INIT": paths})
+    try:
+        assert [c["name"] for c in _state(url)["companies"]] == ["Acme"]  # the default
+        tenants = {t["tenantToken"]: t for t in
+                   requests.get(url + "/__admin/tenants", timeout=5).json()}
+        made = tenants["acme-dev"]
+        assert (made["apiToken"], made["unassigned"], made["rateLimit"]) == \
+            ("acme-dev-api", "discard", "5/s")
+        theirs = requests.get(url + "/companies", timeout=5,
+                              headers={"Authorization": "Bearer acme-dev-api"}).json()
+        assert sorted(c["name"] for c in theirs) == ["Hooli", "Initech"]
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0 and "applied 4 init file(s)" in err
+
+
+def test_an_init_flag_wins_over_the_environment(tmp_path):
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED_A)
+    proc, url = start("--port", "0", "--quiet", "--init", str(seed),
+                      env={"MOCK_PLANHAT_INIT": str(tmp_path / "not-there")})
+    try:
+        assert [c["name"] for c in _state(url)["companies"]] == ["Acme"]
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0 and "applied 1 init file(s)" in err
+
+
+def test_init_environment_and_tenant_mistakes_are_one_line_errors(tmp_path, monkeypatch,
+                                                                    capsys):
+    import os
+
+    import pytest
+
+    monkeypatch.setenv("MOCK_PLANHAT_INIT", os.pathsep * 2)
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0"])
+    assert exited.value.code == 2
+    assert "MOCK_PLANHAT_INIT='" in capsys.readouterr().err
+    monkeypatch.setenv("MOCK_PLANHAT_INIT", str(tmp_path / "nope"))
+    assert main(["--port", "0"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    clash = tmp_path / "clash.yaml"  # the default tenant's token, another API token
+    clash.write_text("name: clash\nsettings:\n  tenant_token: mock-tenant-token\n"
+                     "  api_token: not-the-default\nsteps: []\n")
+    monkeypatch.delenv("MOCK_PLANHAT_INIT")
+    assert main(["--port", "0", "--init", str(clash)]) == 2
+    err = capsys.readouterr().err
+    assert f"{clash}:4" in err and "another API token" in err and "Traceback" not in err
