@@ -15,8 +15,9 @@ from . import errors
 from .auth import tenant_hint, token_from_header
 from .config import Config
 from .faults import Faults
-from .journal import JOURNAL_BODY, Journal
+from .journal import JOURNAL_BODY, PARENT, Journal
 from .ratelimit import EXEMPT, RateLimiter
+from .recording import record_request
 from .tenants import Registry
 
 
@@ -63,7 +64,9 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
             return None
         answer = apply_fault(fake, _request_tokens(fake, _tenant_hint()))
         if answer is None and fake.registry.rate_limited and EXEMPT not in request.environ:
-            return _rate_limit(fake)
+            answer = _rate_limit(fake)
+        if answer is not None:
+            request.environ[_EARLY] = True  # a fault rule or a rate limit answered
         return answer
 
     @app.after_request
@@ -84,9 +87,14 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 body = b""
             hint = _tenant_hint()
             tenant = fake.registry.by_tenant_token(hint) if hint else None
+            query = request.query_string.decode("latin-1")
             fake.journal.record(request.method, path, response.status_code, body, hint,
-                                request.query_string.decode("latin-1"), environ, response,
+                                query, environ, response,
                                 tenant.now_millis() / 1000 if tenant is not None else None)
+            if (tenant is not None and tenant.recording_base is not None
+                    and PARENT not in environ and _EARLY not in environ):
+                record_request(tenant, request.method, path, query, response.status_code,
+                               body)
         return response
 
     @app.teardown_request
@@ -168,6 +176,7 @@ def release_memory() -> None:
 
 
 _HINT = "mock_planhat.tenant_hint"
+_EARLY = "mock_planhat.answered_early"  # a fault rule or a rate limit answered: not recorded
 _FAULTS_CHECKED = "mock_planhat.faults_checked"
 
 

@@ -27,6 +27,18 @@ def _traffic(url: str, tenant: str, api: str) -> None:
     client.group("u2", "g2", {"name": "Globex", "website": "https://globex.com"})
     client.identify("u2", {"email": "bob@globex.com", "company": {"id": "g2"}})
     client.track("u1", "Order Completed", {"revenue": 42.5})
+    # REST between Segment calls, by another client: replayed as request steps
+    rest = [("PUT", "/companies/extid-acme", {"name": "Acme Inc", "custom": {"tier": "gold"}}),
+            ("POST", "/endusers", {"externalId": "u9", "email": "dan@acme.com",
+                                   "companyExternalId": "acme"}),
+            ("PUT", "/endusers", [{"externalId": "u9", "lastName": "Lee"},
+                                  {"_id": "f" * 24, "email": "eve@acme.com"}]),  # a row error
+            ("DELETE", "/companies/extid-nobody", None)]  # 404: replayed, and expected
+    for method, path, body in rest:
+        requests.request(method, url + path, headers=headers, json=body, timeout=5)
+    assert requests.post(f"{url}/analytics/{tenant}", timeout=5, json={
+        "action": "Exported", "externalId": "u9"}).status_code == 200
+    assert requests.get(url + "/endusers", headers=headers, timeout=5).status_code == 200
     client.page("u2", "Docs", "Pricing", {"path": "/pricing"})
     client.identify("u3", {"email": "cat@nowhere.org"})  # held: no company
     client.track("ghost", "Opened")  # unknown user: the report
@@ -35,6 +47,9 @@ def _traffic(url: str, tenant: str, api: str) -> None:
     client.screen("u1", "App", "Home")
     client.flush()
     assert errors == []
+    # a call without ids is reported, not recorded: the recording's report does not count it
+    assert requests.post(url + "/v1/track", json={"writeKey": tenant, "event": "x"},
+                         timeout=5).status_code == 200
 
 
 def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, tmp_path,
@@ -49,14 +64,29 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         data = yaml.safe_load(out.read_text())
         assert data["given"]["snapshot"]["tenants"][0]["companies"][0]["name"] == "Acme"
         kinds = [next(iter(step)) for step in data["steps"]]
-        assert kinds == ["identify", "group", "identify", "track", "page", "identify",
-                         "track", "identify", "alias", "screen"]
+        assert kinds == ["identify", "group", "identify", "track", "request", "request",
+                         "request", "request", "request", "page", "identify", "track",
+                         "identify", "alias", "screen"]  # the GET is not recorded
+        sent = [step["request"] for step in data["steps"] if "request" in step]
+        assert [(r["method"], r["path"], r["status"]) for r in sent] == [
+            ("PUT", "/companies/extid-acme", 200), ("POST", "/endusers", 200),
+            ("PUT", "/endusers", 206), ("DELETE", "/companies/extid-nobody", 404),
+            ("POST", "/analytics/{tenantToken}", 200)]
+        assert sent[2]["body"][1]["_id"] == "f" * 24
         expect = data["expect"]
-        assert expect["count"]["endusers"] == 2 and expect["count"]["pending"] == 1
-        assert expect["report"] == {"unknown_user": {"min": 1}}  # ghost; not group's skip
+        assert expect["count"]["endusers"] == 3 and expect["count"]["pending"] == 1
+        # exact: group's and ghost's skips, the screen, the row error; not the track
+        # without ids (reported, not recorded: a replay cannot make it)
+        assert expect["report"] == {"unknown_user": 2, "unsupported_call": 1,
+                                    "unknown_id": 1}, expect["report"]
+        assert expect["count"]["report"] == sum(expect["report"].values())
         ann = next(e for e in expect["endusers"] if e["externalId"] == "u1")
         assert ann["is"]["custom"]["power_users"] is True and ann["actions"] == [
             "Order Completed"]
+        dan = next(e for e in expect["endusers"] if e["externalId"] == "u9")
+        assert dan["is"]["lastName"] == "Lee" and dan["actions"] == ["Exported"]
+        assert next(c for c in expect["companies"] if c["externalId"] == "acme") == {
+            "externalId": "acme", "is": {"name": "Acme Inc"}}
         assert main(["run", str(out)]) == 0, capsys.readouterr().out
         assert main(["run", "--url", url, str(out)]) == 0, capsys.readouterr().out
         capsys.readouterr()
@@ -68,6 +98,13 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         text = capsys.readouterr().out
         assert "FAIL" in text and "(externalId 'u1') fields" in text, text
         assert '-    "plan": "free"' in text and '+    "plan": "pro"' in text, text
+
+        ann["is"]["custom"]["plan"] = "pro"
+        data["expect"]["report"]["unknown_user"] = 3  # exact: one more is a failure
+        changed.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert main(["run", str(changed)]) == 1
+        text = capsys.readouterr().out
+        assert "report.unknown_user" in text and "expected: 3" in text, text
     finally:
         requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
 
@@ -139,3 +176,29 @@ def test_a_recording_of_10000_calls_is_a_valid_scenario(tmp_path):
     scenario = load_scenario(path)
     assert len(scenario.data["steps"]) == 10_000
     assert scenario.data["expect"]["count"]["pending"] == 10_000
+
+
+def test_a_request_that_names_a_recorded_id_is_flagged_and_its_replay_fails_clearly(client):
+    """An _id made during the recording differs on replay: the file's description says so,
+    and the replayed request's other answer is a failure naming the step and both statuses."""
+    from mock_planhat.scenario.load import load_text
+
+    api = {"Authorization": "Bearer mock-api-token"}
+    assert client.post("/v1/identify", json={"writeKey": "mock-tenant-token", "userId": "u1",
+                                             "traits": {"email": "u1@x.org"}}).status_code == 200
+    held = client.get("/__admin/state").get_json()["pending"][0]
+    company = client.post("/companies", headers=api, json={"name": "Acme"}).get_json()
+    assert client.put(f"/endusers/{held['_id']}", headers=api,
+                      json={"companyId": company["_id"]}).status_code == 200
+    answer = client.get("/__admin/scenario")
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    scenario = load_text(text, "recorded.yaml")
+    description = scenario.data["description"]
+    assert "1 Segment call(s) and 2 Planhat request(s)" in description
+    assert "1 request(s) name an _id made during the recording" in description
+    result = run_scenario(scenario)
+    assert not result.passed
+    failure = result.failures[0]
+    assert failure.label.startswith("steps[2] request PUT /endusers/"), failure.label
+    assert "answered 404, expected 200" in failure.message

@@ -175,3 +175,28 @@ def test_model_finders_name_exactly_one_key(tmp_path):
     assert "expect.tasks[0]" in found and "exactly one of externalId, sourceId, where" in found
     assert "expect.tasks[1]" in found and "'absent: true' cannot be combined" in found
     assert "nope" in found
+
+
+def test_request_steps_are_checked_with_locations(tmp_path):
+    path = write(tmp_path, """\
+name: requests
+steps:
+  - request: {method: PUT, path: /companies/extid-a, body: {name: A}}
+  - request: {path: /companies}
+  - request: {method: GET, path: /__admin/state}
+  - request: {method: POST, path: "/analytics/{tenant}"}
+  - request: {method: POST, path: /v1/identify, status: 999}
+  - request: {method: BREW, path: companies}
+""")
+    found = problems(path)
+    assert any(p.startswith(f"{path}:4:") and "'method' is a required property" in p
+               for p in found), found
+    assert any(p.startswith(f"{path}:5:") and "steps[2].request.path" in p
+               and "admin API" in p for p in found), found
+    assert any(p.startswith(f"{path}:6:") and "only placeholder is {tenantToken}" in p
+               for p in found), found
+    assert any(p.startswith(f"{path}:7:") and "steps[4].request.path" in p for p in found)
+    assert any(p.startswith(f"{path}:7:") and "steps[4].request.status" in p for p in found)
+    assert any(p.startswith(f"{path}:8:") and "steps[5].request.method" in p for p in found)
+    assert any(p.startswith(f"{path}:8:") and "steps[5].request.path" in p for p in found)
+    assert len(found) == 7, found

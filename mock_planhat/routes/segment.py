@@ -63,7 +63,7 @@ from ..errors import ApiError, loads
 from ..journal import CAUSED, JOURNAL_BODY, PARENT
 from ..matching import Outcome
 from ..ratelimit import EXEMPT
-from ..store import RECORDING_BYTES
+from ..recording import record_calls
 from .common import trace
 
 bp = Blueprint("segment", __name__)
@@ -311,28 +311,6 @@ def _skip_outcome(call, reason: str, message: str, status: str = "discarded") ->
     return outcome
 
 
-def record(tenant, calls: list) -> None:
-    """Keep the calls for ``GET /__admin/scenario``; the first one also keeps the state before
-    it. Bounded in bytes: calls past the bound are counted, not kept."""
-    from ..snapshot import dump_tenant
-
-    with tenant.lock:
-        if tenant.recording_base is None:
-            tenant.recording_base = {"tenant": dump_tenant(tenant), "at": tenant.now_iso()}
-        for call in calls:
-            if not isinstance(call, dict):
-                continue
-            if tenant.recording_dropped:  # past the bound: later calls are only counted
-                tenant.recording_dropped += 1
-                continue
-            raw = json.dumps(call, separators=(",", ":")).encode()
-            if tenant.recording_bytes + len(raw) > RECORDING_BYTES:
-                tenant.recording_dropped += 1
-                continue
-            tenant.recording_calls.append(raw)
-            tenant.recording_bytes += len(raw)
-
-
 def _deliver(tenant, calls: list, many: bool):
     """Send the calls to the tenant through this app; report skips and failed requests."""
     settings = Settings.from_dict({"tenant_token": tenant.tenant_token,
@@ -344,7 +322,7 @@ def _deliver(tenant, calls: list, many: bool):
     transport = _LinkedTransport(current_app._get_current_object(), (entry_id, caused))
     destination = Destination(settings, transport,
                               backoff_base=RETRY_BACKOFF_BASE, backoff_max=RETRY_BACKOFF_MAX)
-    record(tenant, calls)
+    record_calls(tenant, calls)
     result = destination.send_many(calls) if many else destination.send(calls[0])
     with tenant.lock:
         tenant.history.counts["segment", "received", None] += len(calls)

@@ -23,8 +23,10 @@ from ..models import MODELS
 
 SUFFIXES = (".yaml", ".yml", ".json")
 ACTIONS = ("identify", "track", "page", "screen", "group", "alias", "generate", "audience",
-           "computed_trait", "fault", "clock", "expect")
+           "computed_trait", "fault", "clock", "request", "expect")
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+TENANT_TOKEN = "{tenantToken}"  # in a request step's path: the scenario tenant's token
+REQUEST_REFUSED = ("/__admin", "/v1/", "/dock/")  # not Planhat's API: a request step refuses
 REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\[(-?\d*)(?:(:)(-?\d*))?\]$")
 
 Path_ = tuple  # a path inside the document: ("steps", 3, "identify", "userId")
@@ -265,8 +267,23 @@ class _Checker:
                     self.user_ref(here + ("values", user), user, key=True)
             if isinstance(body.get("key"), str):
                 self.traits.add(body["key"])
+        elif kind == "request":
+            self.request(here, body)
         elif kind == "expect":
             self.expect(here, body)
+
+    def request(self, path, body: dict) -> None:
+        where = body.get("path")
+        if not isinstance(where, str):
+            return
+        route = where.split("?", 1)[0]
+        if route.startswith(REQUEST_REFUSED):
+            self.add(path + ("path",), f"{route!r}: a request step sends a Planhat request; "
+                     "Segment calls are call steps (identify, track, ...) and the admin API "
+                     "is the runner's")
+        if "{" in where.replace(TENANT_TOKEN, "") or "}" in where.replace(TENANT_TOKEN, ""):
+            self.add(path + ("path",), f"{where[:100]!r}: the only placeholder is "
+                     f"{TENANT_TOKEN}")
 
     def call(self, path, kind: str, body: dict) -> None:
         if kind in ("identify", "track", "page", "screen", "group"):

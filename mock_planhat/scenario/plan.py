@@ -26,7 +26,7 @@ ENGAGE_LIBRARY = {"name": "unknown", "version": "unknown"}
 
 @dataclass
 class Action:
-    kind: str  # "send" | "fault" | "clock" | "expect"
+    kind: str  # "send" | "fault" | "clock" | "request" | "expect"
     path: tuple  # where in the document
     label: str
     calls: list[dict] = field(default_factory=list)
@@ -34,6 +34,7 @@ class Action:
     expect: dict = field(default_factory=dict)
     engage: dict = field(default_factory=dict)  # expected custom values: key -> {userId: v}
     now: str = ""  # kind "clock": the tenant clock's new time
+    request: dict = field(default_factory=dict)  # kind "request": method, path, body, status
 
 
 class Clock:
@@ -234,6 +235,9 @@ class Planner:
             else:
                 self.clock.now += duration(body["advance"])
             return Action("clock", path, label, now=self.clock.text())
+        if kind == "request":
+            return Action("request", path, f"{label} {body['method']} {body['path'][:80]}",
+                          request=body)
         if kind == "fault":
             rule = {"method": body.get("method", "*"), "path": body.get("path", "*"),
                     "status": body["status"], "count": body.get("count", 1)}

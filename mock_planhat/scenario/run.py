@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from ..models import MODELS
 from .assertions import Mismatch, check
-from .load import Scenario, ScenarioError, load_scenario
+from .load import TENANT_TOKEN, Scenario, ScenarioError, load_scenario
 from .plan import DEFAULT_CLOCK, iter_plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
@@ -375,12 +375,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
     given = data.get("given") or {}
     for kind in ("companies", "endusers", *(m.path for m in MODELS)):
         for index, record in enumerate(given.get(kind) or []):
-            response = tenant.api("POST", f"/{kind}", record)
-            for _ in range(GIVEN_RETRIES):  # a tenant with a rate limit may answer 429
-                if response.status != 429:
-                    break
-                tenant.sleep(_seconds(response.header("Retry-After")))
-                response = tenant.api("POST", f"/{kind}", record)
+            response = _patient(tenant, "POST", f"/{kind}", record)
             if not 200 <= response.status < 300 and response.status != 202:
                 result.failures.append(StepFailure(
                     scenario.where(("given", kind, index)), f"given.{kind}[{index}]",
@@ -413,6 +408,10 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
             except AdminError as exc:
                 result.failures.append(StepFailure(where, action.label, message=str(exc)))
                 return tenant
+        elif action.kind == "request":
+            message = _request(tenant, action.request)
+            if message:  # shown with the others at the end; the next steps still run
+                result.failures.append(StepFailure(where, action.label, message=message))
         elif action.kind == "fault":
             try:
                 tenant.fault(action.fault["status"], action.fault["count"],
@@ -442,6 +441,32 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                                            "retries (expect 'delivered: {failed: N}' if you "
                                            "mean it):\n" + text))
     return tenant
+
+
+def _patient(tenant: TenantHandle, method: str, path: str, body, take_429: bool = False):
+    """``tenant.api(...)``, waiting out a rate limit's 429s (a tenant with a rate limit may
+    answer one) unless ``take_429``."""
+    response = tenant.api(method, path, body)
+    for _ in range(GIVEN_RETRIES):
+        if response.status != 429 or take_429:
+            break
+        tenant.sleep(_seconds(response.header("Retry-After")))
+        response = tenant.api(method, path, body)
+    return response
+
+
+def _request(tenant: TenantHandle, step: dict) -> str:
+    """Send a request step with the tenant's API token (riding out 429s, unless it expects
+    one); what is wrong with its answer, or ''."""
+    method = step["method"]
+    path = step["path"].replace(TENANT_TOKEN, quote(tenant.tenant_token, safe=""))
+    expected = step.get("status")
+    response = _patient(tenant, method, path, step.get("body"), expected == 429)
+    if expected is None and 200 <= response.status < 300 or response.status == expected:
+        return ""
+    wanted = expected if expected is not None else "2xx"
+    return (f"{method} {path} answered {response.status}, expected {wanted}: "
+            f"{response.text[:300]}")
 
 
 def _no_deliveries() -> dict:
