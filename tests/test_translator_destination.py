@@ -188,7 +188,7 @@ def test_ordering_attach_after_upserts_and_flush_before_alias(dest, app):
         {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"name": "G"}},
         {"type": "alias", "previousId": "u1", "userId": "u2"},
         identify("u3"),
-        {"type": "group", "anonymousId": "a", "groupId": "g2"},
+        {"type": "group", "anonymousId": "a", "groupId": "g2", "traits": {"name": "G2"}},
         track("u3"),
     ]
     result = dest.send_many(calls)
@@ -214,7 +214,8 @@ def test_ordering_attach_after_upserts_and_flush_before_alias(dest, app):
 def test_attaches_do_not_break_the_batches(dest, app):
     calls = []
     for i in range(300):
-        calls += [identify(f"u{i}"), {"type": "group", "userId": f"u{i}", "groupId": "g"},
+        calls += [identify(f"u{i}"), {"type": "group", "userId": f"u{i}", "groupId": "g",
+                                        "traits": {"name": "G"}},
                   track(f"u{i}")]
     result = dest.send_many(calls)
     routes = app.routes()
@@ -225,7 +226,7 @@ def test_attaches_do_not_break_the_batches(dest, app):
 
 
 def test_identify_after_a_queued_attach_of_the_same_user_is_sent_after_it(dest, app):
-    calls = [identify("u1"), {"type": "group", "userId": "u1", "groupId": "g"},
+    calls = [identify("u1"), {"type": "group", "userId": "u1", "groupId": "g", "traits": {"name": "G"}},
              identify("u2"), identify("u1", email="later@x.io")]
     dest.send_many(calls)
     assert app.routes() == [("PUT", "/companies"), ("PUT", "/endusers"),
@@ -307,7 +308,7 @@ def test_gives_up_after_max_retries(app, sleeper):
 
 def test_400_is_not_retried(dest, app, sleeper):
     app.script("PUT", "/companies", (400, {"message": "name required"}))
-    call = {"type": "group", "groupId": "g"}
+    call = {"type": "group", "groupId": "g", "traits": {"name": "G"}}
     result = dest.send(call)
     assert len(app.requests) == 1 and sleeper.calls == []
     assert result.failed[0]["status"] == 400
@@ -409,7 +410,7 @@ def test_alias_conflict_and_unknown_user(dest, app):
 def test_attach_404_is_an_unknown_user_skip(dest, app):
     """A group for a user who does not exist yet: not an error, not silently sent either."""
     app.script("PUT", "/endusers/extid-u9", (404, {"message": "no such end user"}))
-    call = {"type": "group", "userId": "u9", "groupId": "g"}
+    call = {"type": "group", "userId": "u9", "groupId": "g", "traits": {"name": "G"}}
     result = dest.send(call)
     assert app.routes() == [("PUT", "/companies"), ("PUT", "/endusers/extid-u9")]
     assert result.sent == 0 and result.failed == [] and result.skipped == {"unknown_user": 1}
@@ -420,7 +421,7 @@ def test_attach_404_is_an_unknown_user_skip(dest, app):
 
 def test_attach_not_sent_when_company_upsert_failed(dest, app):
     app.script("PUT", "/companies", (403, {"permissionErrors": ["x"]}))
-    result = dest.send({"type": "group", "userId": "u9", "groupId": "g"})
+    result = dest.send({"type": "group", "userId": "u9", "groupId": "g", "traits": {"name": "G"}})
     assert app.routes() == [("PUT", "/companies")]
     assert result.failed_calls == 1
 

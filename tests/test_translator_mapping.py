@@ -388,17 +388,24 @@ def test_group_with_user_upserts_company_then_attaches():
         ("PUT", f"{API}/companies", "company"),
         ("PUT", f"{API}/endusers/extid-u-1", "attach"),
     ]
-    assert reqs[0].body == [
-        {"externalId": "acme/1", "name": "Acme", "custom": {"plan": "ent"}, "source": "Segment"}
+    assert reqs[0].body == [  # traits.id is the sender's id of the group: kept in custom
+        {"externalId": "acme/1", "name": "Acme", "custom": {"plan": "ent", "id": "x"},
+         "source": "Segment"}
     ]
     assert reqs[1].body == {"companyId": "extid-acme/1"}
     assert all(r.headers == AUTH and r.call_type == "group" for r in reqs)
 
 
-def test_group_without_user_upserts_company_only_with_name_fallback():
-    reqs = translate({"type": "group", "anonymousId": "a", "groupId": 42}, S)
+def test_group_without_name_updates_the_company_and_creates_it_named_by_its_id_only_if_new():
+    reqs = translate({"type": "group", "anonymousId": "a", "groupId": 42,
+                      "traits": {"id": 42, "plan": "pro"}}, S)
     assert len(reqs) == 1
-    assert reqs[0].body == [{"externalId": "42", "name": "42", "source": "Segment"}]
+    update = reqs[0]
+    assert (update.method, update.url, update.kind) == (
+        "PUT", f"{API}/companies/extid-42", "company_update")
+    assert update.body == {"custom": {"plan": "pro"}, "source": "Segment"}  # no name
+    assert update.fallback.kind == "company" and update.fallback.body == [
+        {"externalId": "42", "name": "42", "custom": {"plan": "pro"}, "source": "Segment"}]
 
 
 def test_alias():

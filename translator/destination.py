@@ -71,7 +71,8 @@ MAX_BULK = 5000
 ALIAS_CONFLICT = "alias_conflict"
 UNKNOWN_USER = "unknown_user"
 ROW_ERROR = "row_error"
-_FLUSH_ORDER = ("company", "enduser", "attach", "activity")
+_FLUSH_ORDER = ("company", "company_update", "enduser", "attach", "activity")
+_SINGLE = ("company_update", "attach")  # queued, then sent one by one when flushed
 
 
 @dataclass
@@ -153,10 +154,12 @@ class _Run:
         return result
 
 
-def _attach_path(row: Any) -> str | None:
-    """The path an attach for this end-user row's user would have."""
+def _queued_path(kind: str, row: Any) -> str | None:
+    """The path a queued single request about this row's record would have: an attach of an
+    end-user row's user, an update of a company row's company."""
     external_id = row.get("externalId") if isinstance(row, dict) else None
-    return f"/endusers/extid-{quote_id(external_id)}" if isinstance(external_id, str) else None
+    root = "endusers" if kind == "enduser" else "companies"
+    return f"/{root}/extid-{quote_id(external_id)}" if isinstance(external_id, str) else None
 
 
 def _answer_message(response: Response) -> str:
@@ -268,6 +271,7 @@ class Destination:
             return run.finish()
         pending: dict[str, list[tuple[int, Any]]] = {kind: [] for kind in _FLUSH_ORDER}
         attaching: set[str] = set()  # users with a queued attach
+        updating: set[str] = set()  # companies with a queued update (a group without name)
         # Each call is translated as the walk reaches it, so its requests die young: holding
         # all translations until the walk (230,000 objects for 70,000 calls) made the garbage
         # collector's full passes a third of send_many's time.
@@ -279,19 +283,21 @@ class Destination:
             for request in requests:
                 if request.kind == "activity":
                     pending["activity"].append((index, request.body))
-                elif request.kind == "attach":
-                    pending["attach"].append((index, request))
-                    attaching.add(request.path)
+                elif request.kind in _SINGLE:
+                    pending[request.kind].append((index, request))
+                    (attaching if request.kind == "attach" else updating).add(request.path)
                 elif request.kind in ("enduser", "company"):
-                    if request.kind == "enduser" and attaching and any(
-                        _attach_path(row) in attaching for row in request.body
-                    ):
-                        self._flush(run, pending)
+                    queued = attaching if request.kind == "enduser" else updating
+                    if queued and any(_queued_path(request.kind, row) in queued
+                                      for row in request.body):
+                        self._flush(run, pending)  # keep the calls' order for one record
                         attaching.clear()
+                        updating.clear()
                     pending[request.kind].extend((index, row) for row in request.body)
                 else:
                     self._flush(run, pending)
                     attaching.clear()
+                    updating.clear()
                     if not run.failed[index]:
                         self._send_single(run, index, request)
         self._flush(run, pending)
@@ -303,7 +309,7 @@ class Destination:
         for kind in _FLUSH_ORDER:
             items = pending[kind]
             pending[kind] = []
-            if kind == "attach":
+            if kind in _SINGLE:
                 for index, request in items:
                     if not run.failed[index]:
                         self._send_single(run, index, request)
@@ -363,6 +369,10 @@ class Destination:
         if status is not None and 200 <= status < 300:
             if request.kind == "dock":
                 self._dock_outcome(run, index, request, response)
+            return
+        if request.fallback is not None and status == 404:
+            fallback = request.fallback  # a nameless group's company is new: create it
+            self._send_rows(run, fallback, [(index, row) for row in fallback.body])
             return
         if request.kind == "attach" and status == 404:
             company = request.body.get("companyId") if isinstance(request.body, dict) else None

@@ -24,9 +24,13 @@ Mapping (``{api}`` = ``settings.api_url``, ``{analytics}`` = ``settings.analytic
   tracks become an end-user upsert row ``{externalId, email, custom: {<audience_key>: bool},
   source}``.
 * page → activity with ``action`` ``"Viewed <name> Page"`` (``"Viewed Page"`` without a name).
-* group → ``PUT {api}/companies`` (one row; ``website``, ``domain`` and ``domains`` traits
-  become ``domains``, host only) and, with a ``userId``, ``PUT
+* group → ``PUT {api}/companies`` (one row; ``name`` from ``traits.name``; ``website``,
+  ``domain`` and ``domains`` traits become ``domains``, host only; ``traits.id`` goes to
+  ``custom`` unless it is the ``groupId``) and, with a ``userId``, ``PUT
   {api}/endusers/extid-<userId>`` ``{"companyId": "extid-<groupId>"}`` (kind ``attach``).
+  Without ``traits.name`` the company is updated, never renamed: ``PUT
+  {api}/companies/extid-<groupId>`` (kind ``company_update``), and only when that answers 404
+  its ``fallback``, the bulk upsert that creates it named after its ``groupId``.
 * alias → ``PUT {api}/endusers/extid-<previousId>`` ``{"externalId": userId}``.
 * screen → Skip ``unsupported_call``.
 
@@ -43,7 +47,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -53,7 +57,7 @@ from .segment import InvalidCall, validate_call
 from .settings import DOCK_PATH, Settings
 
 SOURCE = "Segment"
-KINDS = ("enduser", "company", "activity", "attach", "alias")
+KINDS = ("enduser", "company", "company_update", "activity", "attach", "alias")
 
 INVALID_CALL = "invalid_call"
 FILTERED = "filtered"
@@ -87,8 +91,9 @@ class PlanhatRequest:
     """One HTTP request to Planhat.
 
     ``host`` is ``"api"`` (main REST API) or ``"analytics"`` (tracking host); ``kind`` is one of
-    ``enduser``, ``company``, ``activity``, ``attach``, ``alias``; ``call_type`` is the Segment
-    call type that produced it.
+    ``enduser``, ``company``, ``company_update``, ``activity``, ``attach``, ``alias``;
+    ``call_type`` is the Segment call type that produced it; ``fallback``, a request to send
+    instead when this one answers 404.
     """
 
     method: str
@@ -99,6 +104,7 @@ class PlanhatRequest:
     headers: dict[str, str] = field(default_factory=dict)
     kind: str = ""
     call_type: str = ""
+    fallback: PlanhatRequest | None = None  # sent instead when this one answers 404
 
     def body_bytes(self) -> bytes:
         """The body serialised as compact UTF-8 JSON."""
@@ -431,16 +437,26 @@ def _group(call: dict[str, Any], settings: Settings) -> list[PlanhatRequest] | S
         for k, v in traits.items()
         if k not in _COMPANY_TRAITS and k not in used and v is not None
     }
+    if traits.get("id") is not None and str_id(traits["id"]) != group_id:
+        custom["id"] = traits["id"]  # the group's id in the sender's database: kept
+    name = _first(traits.get("name"))
     row = _clean(
         {
             "externalId": group_id,
-            "name": _first(traits.get("name")) or group_id,
+            "name": name,
             "domains": domains or None,
             "custom": custom or None,
             "source": SOURCE,
         }
     )
-    requests = [company_request(settings, [row], "group")]
+    if name is not None:
+        requests = [company_request(settings, [row], "group")]
+    else:  # update without renaming; a new company is named after its groupId
+        update = {k: v for k, v in row.items() if k != "externalId"}
+        path = f"/companies/extid-{quote_id(group_id)}"
+        create = company_request(settings, [{**row, "name": group_id}], "group")
+        requests = [replace(_request(settings, "PUT", "api", path, update, "company_update",
+                                     "group"), fallback=create)]
     user_id = str_id(_first(call.get("userId"), call.get("user_id")))
     if user_id is not None:
         path = f"/endusers/extid-{quote_id(user_id)}"
