@@ -200,3 +200,20 @@ steps:
     assert any(p.startswith(f"{path}:8:") and "steps[5].request.method" in p for p in found)
     assert any(p.startswith(f"{path}:8:") and "steps[5].request.path" in p for p in found)
     assert len(found) == 7, found
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path):
+    """`mock-planhat validate --calls FILE | head -1`: the reader leaves early; the command
+    stops without a traceback, with the exit code of a Unix tool killed by SIGPIPE (every
+    scenario command is wrapped alike)."""
+    import subprocess
+    import sys
+
+    many = write(tmp_path, "name: many\nsteps:\n  - generate: {count: 3000}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "mock_planhat", "validate", "--calls",
+                             str(many)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 
 DEFAULT_PATHS = ["scenarios"]
@@ -26,7 +28,7 @@ def add_parsers(sub) -> None:
                           "says: rest (the translator's REST requests) or dock (each call to "
                           "/dock/segment, as Segment's cloud does)")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures only")
-    run.set_defaults(handler=run_command)
+    run.set_defaults(handler=_pipe_safe(run_command))
 
     validate = sub.add_parser("validate", help="check scenario files without running them",
                               description="Check scenario files; every problem is printed as "
@@ -35,14 +37,15 @@ def add_parsers(sub) -> None:
     validate.add_argument("--calls", action="store_true",
                           help="also print the Segment calls each valid file sends, one JSON "
                                "object a line")
-    validate.set_defaults(handler=validate_command)
+    validate.set_defaults(handler=_pipe_safe(validate_command))
 
     record = sub.add_parser(
         "record", help="write a scenario file from what a tenant of a running fake received",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a scenario file that replays what one tenant of a running fake "
                     "received: its state before the first Segment call as given.snapshot, "
-                    "every Segment call since as a step, and its state now as expect.",
+                    "every Segment call and Planhat request since as a step, and its state "
+                    "now as expect.",
         epilog="example:\n  mock-planhat record --url http://127.0.0.1:8765 -o regression.yaml"
                "\n  mock-planhat run regression.yaml")
     record.add_argument("--url", required=True, help="the running mock-planhat")
@@ -50,12 +53,33 @@ def add_parsers(sub) -> None:
                         help="either token of the tenant (default: the default tenant)")
     record.add_argument("-o", "--output", default="-", metavar="FILE",
                         help="the scenario file to write (default: standard output)")
-    record.set_defaults(handler=record_command)
+    record.set_defaults(handler=_pipe_safe(record_command))
 
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files",
                             description="Print the JSON Schema (draft 2020-12) of scenario "
                                         "files, for editors and CI.")
-    schema.set_defaults(handler=schema_command)
+    schema.set_defaults(handler=_pipe_safe(schema_command))
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a Unix tool's shell reports when its reader left
+
+
+def _pipe_safe(command):
+    """``command``, stopping quietly when standard output's reader goes away (``validate
+    --calls FILE | head``): no traceback, exit code 141 like other Unix tools."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code = command(args)
+            sys.stdout.flush()  # inside the try: a last write can be the one that breaks
+            return code
+        except BrokenPipeError:
+            # Python flushes stdout again at exit: point it at /dev/null so that is quiet too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return SIGPIPE_EXIT
+    return run
 
 
 def _files(paths, out) -> list | None:
