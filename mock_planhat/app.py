@@ -186,7 +186,7 @@ def _request_tokens(fake: Fake, hint: str | None) -> frozenset[str]:
     if hint is None:
         return frozenset()
     tenant = fake.registry.by_tenant_token(hint)
-    return frozenset((tenant.tenant_token, tenant.api_token)) if tenant else frozenset((hint,))
+    return frozenset(tenant.tokens) if tenant else frozenset((hint,))
 
 
 def apply_fault(fake: Fake, tokens: frozenset[str], scoped_only: bool = False):

@@ -52,6 +52,5 @@ def tenant_hint() -> str | None:
     token = token_from_header()
     if token is None:
         return None
-    registry = _registry()
-    tenant = registry.by_api_token(token) or registry.by_tenant_token(token)
+    tenant = _registry().by_either_token(token)
     return tenant.tenant_token if tenant else None

@@ -34,10 +34,11 @@ class QueryError(ValueError):
 
 # ----- tenants and records -------------------------------------------------------------------
 def find_tenant(registry, token: str | None) -> Tenant:
-    """The tenant with either token; the default one without a token."""
-    if token is None or token == "":
+    """The tenant with either token; the default one without a token (None). An empty token
+    names no tenant, like any other unknown one: ``?tenant=`` is a caller's mistake."""
+    if token is None:
         return registry.default
-    tenant = registry.by_tenant_token(token) or registry.by_api_token(token)
+    tenant = registry.by_either_token(token)
     if tenant is None:
         raise QueryError("tenant", f"no tenant has token {token!r}")
     return tenant

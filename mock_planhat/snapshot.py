@@ -292,11 +292,9 @@ def restore(registry, doc, tenant: Tenant | None = None) -> list[Tenant]:
     default = registry.default
     scratches = [build(item, item["tenantToken"], item["apiToken"], registry, f"tenants[{i}]")
                  for i, item in enumerate(items)]
-    own = {default.tenant_token, default.api_token}
+    own = set(default.tokens)
     for index, scratch in enumerate(scratches):  # the default tenant keeps its two tokens
-        is_default = (scratch.tenant_token, scratch.api_token) == (default.tenant_token,
-                                                                    default.api_token)
-        if not is_default and own & {scratch.tenant_token, scratch.api_token}:
+        if scratch.tokens != default.tokens and own & set(scratch.tokens):
             raise SnapshotError(f"tenants[{index}].apiToken", "shares a token with the default "
                                 "tenant but is not it (both tokens, in their roles); the default "
                                 "tenant's tokens come from the command line")

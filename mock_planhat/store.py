@@ -165,6 +165,11 @@ class Tenant:
     # Tenant options: what ``POST /__admin/tenants`` accepts and a snapshot carries, as data.
     OPTIONS = {"unassigned": "unassigned", "emailMatch": "email_match"}  # name -> attribute
 
+    @property
+    def tokens(self) -> tuple[str, str]:
+        """Both tokens: the tenant token and the API token."""
+        return self.tenant_token, self.api_token
+
     def settings(self) -> dict:
         return {name: getattr(self, attr) for name, attr in self.OPTIONS.items()}
 

@@ -104,6 +104,11 @@ class Registry:
     def by_api_token(self, token) -> Tenant | None:
         return self._by_api_token.get(token)
 
+    def by_either_token(self, token) -> Tenant | None:
+        """The tenant holding ``token`` in either role (a token names one tenant in one role,
+        so the order of the look-ups does not matter)."""
+        return self._by_tenant_token.get(token) or self._by_api_token.get(token)
+
     def all(self) -> list[Tenant]:
         with self._lock:
             return list(self._by_tenant_token.values())

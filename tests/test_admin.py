@@ -218,3 +218,22 @@ def test_the_default_tenant_cannot_be_deleted(client, api, company):
     assert r.status_code == 409 and r.get_json()["field"] == "token"
     assert "reset" in r.get_json()["message"]
     assert [c["name"] for c in api.get("/companies").get_json()] == ["Acme"]
+
+
+@pytest.mark.parametrize("path", ["/__admin/state", "/__admin/snapshot", "/__admin/report",
+                                  "/__admin/ui/explain?externalId=acme"])
+def test_a_tenant_is_found_by_either_token_and_an_empty_one_names_none(client, api, path):
+    """One rule for the admin API and the dashboard: either token finds the tenant, no
+    ``?tenant=`` means the default tenant, and an empty one is an unknown token (404)."""
+    api.post("/companies", json={"name": "Acme", "externalId": "acme"})
+    client.post("/__admin/tenants", json={"tenantToken": "tt-other", "apiToken": "at-other"})
+    join = "&" if "?" in path else "?"
+    assert client.get(path).status_code == 200  # the default tenant
+    for token in ("tt-other", "at-other"):
+        found = client.get(f"{path}{join}tenant={token}")
+        assert found.status_code == 200 and b"tt-other" in found.data
+    empty = client.get(f"{path}{join}tenant=")
+    assert empty.status_code == 404
+    if "/ui/" not in path:
+        assert (empty.get_json()["error"], empty.get_json()["field"]) == (
+            "unknown_tenant", "tenant")

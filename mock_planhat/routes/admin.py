@@ -31,15 +31,9 @@ def _fake():
 
 
 def _tenant():
-    """The tenant named by ``?tenant=TOKEN`` (either of its tokens), else the default one."""
-    token = request.args.get("tenant")
-    registry = _fake().registry
-    if token is None:
-        return registry.default
-    tenant = registry.by_tenant_token(token) or registry.by_api_token(token)
-    if tenant is None:
-        raise ApiError(404, "unknown_tenant", f"tenant: no tenant has token {token!r}", "tenant")
-    return tenant
+    """The tenant named by ``?tenant=TOKEN`` (either of its tokens), else the default one; an
+    unknown (or empty) token is a 404."""
+    return _read(read.find_tenant, _fake().registry, request.args.get("tenant"))
 
 
 @bp.get("/health")
@@ -62,7 +56,7 @@ def reset():
     for tenant in tenants:
         with tenant.lock:
             tenant.clear()
-        for token in (tenant.api_token, tenant.tenant_token):
+        for token in tenant.tokens:
             fake.limiter.forget(token)
     if "tenant" not in request.args:
         fake.registry.unknown_tenant_report.clear()
@@ -129,7 +123,7 @@ def _read(fn, *args, **kwargs):
 def delete_tenant(token):
     """Delete a tenant named by either of its tokens: its data, and its fault rules."""
     registry = _fake().registry
-    tenant = registry.by_tenant_token(token) or registry.by_api_token(token)
+    tenant = registry.by_either_token(token)
     if tenant is None:
         raise ApiError(404, "unknown_tenant", f"tenant: no tenant has token {token!r}", "token")
     try:
@@ -138,8 +132,8 @@ def delete_tenant(token):
         raise ApiError(409, "default_tenant", f"token: {exc}", "token") from None
     with tenant.lock:
         tenant.clear()
-    _fake().faults.clear(frozenset((tenant.tenant_token, tenant.api_token)))
-    for key in (tenant.tenant_token, tenant.api_token):
+    _fake().faults.clear(frozenset(tenant.tokens))
+    for key in tenant.tokens:
         _fake().limiter.forget(key)
     return jsonify({"deleted": tenant.tenant_token})
 
@@ -287,10 +281,9 @@ def list_faults():
 @bp.delete("/faults")
 def clear_faults():
     token = request.args.get("tenant")
-    tenant = None if token is None else (_fake().registry.by_tenant_token(token)
-                                         or _fake().registry.by_api_token(token))
+    tenant = None if token is None else _fake().registry.by_either_token(token)
     _fake().faults.clear(None if token is None else frozenset(
-        (tenant.tenant_token, tenant.api_token) if tenant else (token,)))
+        tenant.tokens if tenant else (token,)))
     return jsonify({"cleared": True})
 
 
@@ -340,7 +333,7 @@ def put_snapshot():
         raise ApiError(400, "invalid_snapshot", str(exc), exc.field) from None
     gone = [t for t in before if fake.registry.by_tenant_token(t.tenant_token) is not t]
     if gone:  # a whole-server restore deleted them: their fault rules go too
-        fake.faults.clear(frozenset(tok for t in gone for tok in (t.tenant_token, t.api_token)))
+        fake.faults.clear(frozenset(tok for t in gone for tok in t.tokens))
     return jsonify({"restored": [t.tenant_token for t in restored]})
 
 
