@@ -14,9 +14,19 @@ def _registry():
     return current_app.extensions["mock_planhat"].registry
 
 
+_TOKEN = "mock_planhat.auth_token"  # the request's parsed Authorization token, in its environ
+
+
 def token_from_header() -> str | None:
-    """The token of ``Authorization: Bearer T`` or Basic ``T:``; None when absent."""
-    header = request.headers.get("Authorization", "")
+    """The token of ``Authorization: Bearer T`` or Basic ``T:``; None when absent. Parsed once
+    per request (the tenant hint, the rate limiter and the route all ask)."""
+    environ = request.environ
+    if _TOKEN not in environ:
+        environ[_TOKEN] = _parse_authorization(request.headers.get("Authorization", ""))
+    return environ[_TOKEN]
+
+
+def _parse_authorization(header: str) -> str | None:
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
