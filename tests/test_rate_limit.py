@@ -154,7 +154,8 @@ def test_the_destination_rides_out_the_limit_in_rest_mode(planhat):
     planhat.clock(now="2024-01-01T00:00:00Z")  # a test clock: the waits advance it
     planhat.api("POST", "/companies", {"name": "Acme", "externalId": "acme",
                                        "domains": ["acme.com"]})
-    groups = [{"type": "group", "userId": f"u{i}", "groupId": "acme"} for i in range(200)]
+    groups = [{"type": "group", "userId": f"u{i}", "groupId": "acme", "traits": {"name": "Acme"}}
+              for i in range(200)]
     with planhat.destination() as destination:
         result = destination.send_many(users + groups)
     assert (result.sent, result.failed, result.skipped) == (400, [], {})
