@@ -327,26 +327,24 @@ def _deliver(tenant, calls: list, many: bool):
     with tenant.lock:
         tenant.history.counts["segment", "received", None] += len(calls)
         # row-level refusals (no_company, ambiguous_email, ...) are the inner requests'
-        # decisions already; the call's own are what the translator or Destination decided
-        decisions = [_skip_outcome(call, skip.reason, skip.detail or skip.reason)
-                     for call, skip in result.skips if not skip.reported]
+        # decisions and report entries already; the call's own are what the translator or
+        # the Destination decided
+        decisions = []
         for call, skip in result.skips:
-            if not skip.reported:  # row errors were reported by the inner request itself
-                tenant.add_report(skip.reason, skip.detail or skip.reason, call,
-                                  request.path)
+            if not skip.reported:
+                message = skip.detail or skip.reason
+                decisions.append(_skip_outcome(call, skip.reason, message))
+                tenant.add_report(skip.reason, message, call, request.path)
         for failure in result.failed:
-            calls_hit = failure["calls"]
-            decisions += [_skip_outcome(call, DELIVERY_FAILED, f"{failure['request'].method} "
-                                        f"{failure['request'].path} answered "
-                                        f"{failure['status'] or failure['error']}", "failed")
+            sent, calls_hit = failure["request"], failure["calls"]
+            status = failure["status"]
+            decisions += [_skip_outcome(call, DELIVERY_FAILED, f"{sent.method} {sent.path} "
+                                        f"answered {status or failure['error']}", "failed")
                           for call in calls_hit]
-        if decisions:
-            trace(tenant, "segment", decisions)
-        for failure in result.failed:
-            sent = failure["request"]
-            answer = (f"answered {failure['status']}: {failure['body'][:300]}"
-                      if failure["status"] is not None else f"failed: {failure['error']}")
-            calls_hit = failure["calls"]
+            answer = (f"answered {status}: {failure['body'][:300]}" if status is not None
+                      else f"failed: {failure['error']}")
             tenant.add_report(DELIVERY_FAILED, f"{sent.method} {sent.path} {answer}",
                               calls_hit[0] if len(calls_hit) == 1 else calls_hit, request.path)
+        if decisions:
+            trace(tenant, "segment", decisions)
     return result
