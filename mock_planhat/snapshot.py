@@ -215,12 +215,7 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
             _unique(record, ids, here, scratch.person_by_external_id,
                     scratch.person_by_source_id)
             if kind == "endusers":
-                company = scratch.company(record.get("companyId"))
-                if company is None:
-                    raise SnapshotError(f"{here}.companyId", f"{record.get('companyId')!r} is "
-                                        "not the _id of a company in this snapshot")
-                if record.get("companyName") != company.get("name"):  # derived, kept in step
-                    record = {**record, "companyName": company.get("name")}
+                record = _with_company(scratch, record, "companyId", here)
             scratch.put_person(record, pending=kind == "pending")
     for model in MODELS:  # the table's models: keys unique, company-owned ones need it here
         collection = scratch.collections[model.path]
@@ -229,18 +224,25 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
             _unique(record, ids, here, collection.by_external_id, collection.by_source_id)
             owner = model.company_field
             if owner and (model.company_owned or record.get(owner) is not None):
-                company = scratch.company(record.get(owner))
-                if company is None:
-                    raise SnapshotError(f"{here}.{owner}", f"{record.get(owner)!r} is not the "
-                                        "_id of a company in this snapshot")
-                if record.get("companyName") != company.get("name"):
-                    record = {**record, "companyName": company.get("name")}
+                record = _with_company(scratch, record, owner, here)
             collection.put(record)
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])
     _fill_report(scratch.report, item)
     return scratch
+
+
+def _with_company(scratch: Tenant, record: dict, field: str, where: str) -> dict:
+    """``record``, whose ``field`` must be the ``_id`` of a company in the snapshot (else
+    `SnapshotError`), with its derived ``companyName`` kept in step with that company."""
+    company = scratch.company(record.get(field))
+    if company is None:
+        raise SnapshotError(f"{where}.{field}", f"{record.get(field)!r} is not the _id of a "
+                            "company in this snapshot")
+    if record.get("companyName") != company.get("name"):
+        record = {**record, "companyName": company.get("name")}
+    return record
 
 
 def _fill_report(report: Report, item: dict) -> None:
