@@ -115,13 +115,19 @@ class Config:
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:
+        """A config from the environment variables of ``ENV_FLAGS`` that set one of its
+        fields (the others — port, state file, autosave, init files — are the server's, read
+        by the CLI), then ``overrides`` (None: not given)."""
         env = os.environ if env is None else env
-        values = {
-            "tenant_token": env.get(ENV_TENANT_TOKEN) or DEFAULT_TENANT_TOKEN,
-            "api_token": env.get(ENV_API_TOKEN) or DEFAULT_API_TOKEN,
-            "unassigned": env.get(ENV_UNASSIGNED) or "hold",
-            "email_match": env.get(ENV_EMAIL_MATCH) or "attach",
-        }
+        values = {}
+        for name, variable in ENV_FLAGS.items():
+            text = env.get(variable)
+            if text and name in cls.__dataclass_fields__:
+                default = cls.__dataclass_fields__[name].default
+                try:
+                    values[name] = int(text) if isinstance(default, int) else text
+                except ValueError:
+                    raise ValueError(f"{variable}={text!r}: not a whole number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

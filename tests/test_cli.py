@@ -159,6 +159,25 @@ def test_every_environment_variable_is_checked_like_its_flag(monkeypatch, capsys
         assert exit_.value.code == 2 and f"{name}=" in capsys.readouterr().err
 
 
+def test_every_environment_variable_of_a_config_field_is_read_by_from_env():
+    """Config.from_env is derived from ENV_FLAGS: every variable that sets a Config field is
+    read (MOCK_PLANHAT_RATE_LIMIT once was not); the rest are the server's own flags."""
+    from dataclasses import fields
+
+    from mock_planhat import Config
+    from mock_planhat.config import ENV_FLAGS
+
+    good = {"tenant_token": "tt-env", "api_token": "at-env", "unassigned": "discard",
+            "email_match": "strict", "rate_limit": "20/s"}
+    config_fields = {f.name for f in fields(Config)}
+    assert set(ENV_FLAGS) - config_fields == {"port", "state", "autosave", "init"}
+    assert set(ENV_FLAGS) & config_fields == set(good)  # a new one needs a value here
+    config = Config.from_env({ENV_FLAGS[name]: value for name, value in good.items()})
+    assert {name: getattr(config, name) for name in good} == good
+    assert Config.from_env({}, rate_limit="planhat").rate_limit == "planhat"  # an override
+    assert Config.from_env({}) == Config()
+
+
 def test_a_good_environment_value_is_used_and_a_flag_wins():
     proc, url = start("--quiet", env={"MOCK_PLANHAT_PORT": "0"})
     stop(proc)  # port 0 from the environment: a free port
