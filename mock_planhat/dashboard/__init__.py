@@ -84,14 +84,21 @@ def records(token: str, kind: str):
 
 @bp.get("/__admin/ui/t/<token>/person/<pid>")
 def person(token: str, pid: str):
-    tenant = _tenant(token)
+    return _person_page(_tenant(token), pid)
+
+
+def _person_page(tenant, pid: str, error: str | None = None):
+    """An end user's or pending contact's page (with the companies to assign a pending one
+    to); with ``error``, the assign form's error, answered 400."""
     found = read.person(_fake(), tenant, pid)
     if found is None:
         abort(404)
     companies = []
     if found["pending"]:
         _, companies = read.records_page(tenant, "companies", limit=200)
-    return render_template("person.html", tenant=tenant, companies=companies, **found)
+    page = render_template("person.html", tenant=tenant, companies=companies, error=error,
+                           **found)
+    return (page, 400) if error else page
 
 
 @bp.get("/__admin/ui/t/<token>/company/<cid>")
@@ -160,12 +167,7 @@ def assign(token: str, pid: str):
             outcome.key, outcome.row = "_id", {"_id": pid, "companyId": key}
             trace(tenant, "enduser", [outcome], via=f"dashboard: assign {pid} to {key}")
     if error:
-        found = read.person(_fake(), tenant, pid)
-        if found is None:
-            abort(404)
-        _, companies = read.records_page(tenant, "companies", limit=200)
-        return render_template("person.html", tenant=tenant, companies=companies,
-                               error=error, **found), 400
+        return _person_page(tenant, pid, error)
     return redirect(url_for("dashboard.person", token=tenant.tenant_token, pid=pid), 303)
 
 
