@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+from translator.settings import DELIVERY_MODES
+
 from ..models import MODELS
 from .assertions import Mismatch, check
 from .load import TENANT_TOKEN, Scenario, ScenarioError, load_scenario
@@ -32,7 +34,6 @@ from .plan import DEFAULT_CLOCK, iter_plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
 SEND_CHUNK = 5_000  # calls sent at once: the runner holds a chunk, never a whole generate step
-DELIVERY_MODES = ("rest", "dock")
 SKIP_SOURCE = "destination"  # the report's source for the destination's own skips
 GIVEN_RETRIES = 10
 REPORT_CHUNK_BYTES = 4 * 1024 * 1024
@@ -45,6 +46,12 @@ def _seconds(retry_after: str | None) -> float:
     except ValueError:
         return 1.0
     return min(max(seconds, 0.0), 60.0) if math.isfinite(seconds) else 1.0
+
+
+def _check_delivery(delivery: str) -> None:
+    """A delivery mode the translator knows (``rest``, ``dock``), else ValueError."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"delivery: {delivery!r} is not one of {', '.join(DELIVERY_MODES)}")
 
 
 class AdminError(RuntimeError):
@@ -88,8 +95,7 @@ class Target:
                    api_token: str | None = None, email_match: str | None = None,
                    delivery: str = "rest", rate_limit: str | None = None) -> TenantHandle:
         """A fresh tenant; ``delivery`` is how its destinations deliver (``rest``/``dock``)."""
-        if delivery not in DELIVERY_MODES:
-            raise ValueError(f"delivery: {delivery!r} is not one of {', '.join(DELIVERY_MODES)}")
+        _check_delivery(delivery)
         body = {k: v for k, v in (("unassigned", unassigned), ("tenantToken", tenant_token),
                                   ("apiToken", api_token), ("emailMatch", email_match),
                                   ("rateLimit", rate_limit)) if v is not None}
@@ -307,8 +313,8 @@ def run_scenario(scenario: Scenario, target: Target | None = None,
     ``keep=False`` deletes the tenant afterwards (``result.tenant`` names it either way).
     ``delivery`` (``rest``/``dock``) overrides the file's ``settings.delivery``; the result's
     ``state`` is the tenant's state when the run stopped."""
-    if delivery is not None and delivery not in DELIVERY_MODES:
-        raise ValueError(f"delivery: {delivery!r} is not one of {', '.join(DELIVERY_MODES)}")
+    if delivery is not None:
+        _check_delivery(delivery)
     own = target is None
     target = target or Target()
     result = ScenarioResult(scenario.file, scenario.name)
