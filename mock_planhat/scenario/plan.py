@@ -51,6 +51,12 @@ class Clock:
         return stamp
 
 
+def _keep_newest(active: dict[str, datetime], user_id, when: datetime) -> None:
+    """Remember ``when`` as the user's latest activity unless a later one is known."""
+    if when > active.get(user_id, when - timedelta(1)):
+        active[user_id] = when
+
+
 def duration(value) -> timedelta:
     """A schema-checked duration (``P7D``, ``PT1H`` or seconds) as a timedelta."""
     from ..snapshot import parse_duration
@@ -92,8 +98,7 @@ class Planner:
         for name, users in self.users.items():
             active = self.active.setdefault(name, {})
             if user_id in active or any(u.userId == user_id for u in users):
-                if when > active.get(user_id, when - timedelta(1)):
-                    active[user_id] = when
+                _keep_newest(active, user_id, when)
                 return
 
     def user_id(self, value):
@@ -190,10 +195,9 @@ class Planner:
                             at = self.clock.now - spread * self.rng.random()
                             at -= timedelta(microseconds=at.microsecond % 1000)
                         yield self.complete(call, at=at)
-                        stamp = at or self.clock.now - timedelta(seconds=1)
-                        if call["type"] in ("track", "page") and stamp > active.get(
-                                user.userId, stamp - timedelta(1)):
-                            active[user.userId] = stamp
+                        if call["type"] in ("track", "page"):
+                            _keep_newest(active, user.userId,
+                                         at or self.clock.now - timedelta(seconds=1))
 
             return Action("send", path, label + f": {len(users)} users", calls=calls())
         if kind == "audience":
