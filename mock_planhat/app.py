@@ -62,7 +62,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "
                                       "loopback clients only (and --admin-from networks)", None)
             return None
-        answer = apply_fault(fake, _request_tokens(fake, _tenant_hint()))
+        # Segment's tracking API learns its tenant from the body (writeKey wins over Basic):
+        # that tenant's rules apply once the body is read (attribute_tenant), not the header's
+        hint = None if request.path.startswith(_BODY_TENANT) else _tenant_hint()
+        answer = apply_fault(fake, _request_tokens(fake, hint))
         if answer is None and fake.registry.rate_limited and EXEMPT not in request.environ:
             answer = _rate_limit(fake)
         if answer is not None:
@@ -221,6 +224,7 @@ def attribute_tenant(tenant_token: str):
 
 
 _RATE = "mock_planhat.rate_limit"
+_BODY_TENANT = "/v1/"  # paths whose tenant the body names
 _REST_ROOTS = ("endusers", "companies", "leancompanies")
 
 

@@ -42,6 +42,26 @@ def test_tenant_attribution_fault_rule_fires_on_v1_write_key_in_body(client, sco
     assert client.get("/__admin/faults").get_json() == []
 
 
+def test_v1_with_basic_for_one_tenant_and_write_key_for_another_is_the_body_tenants(client,
+                                                                                     other):
+    """The body's writeKey wins over Basic, for everything: the data, the journal and the
+    fault rules (the header tenant's rules do not fire; the body tenant's do)."""
+    header = {"Authorization": "Basic " + base64.b64encode(f"{TENANT}:".encode()).decode()}
+    client.post("/__admin/faults", json={"path": "/v1/*", "status": 503, "tenant": TENANT})
+    call = {"writeKey": "t-other", "userId": "u1", "traits": {"email": "u1@x.org"}}
+    assert client.post("/v1/identify", json=call, headers=header).status_code == 200
+    assert [r["tenant"] for r in client.get("/__admin/faults").get_json()] == [TENANT]
+    assert client.get("/__admin/state?tenant=t-other").get_json()["pending"][0][
+        "externalId"] == "u1"
+    assert client.get("/__admin/requests?path=/v1/*").get_json()["requests"][-1][
+        "tenant"] == "t-other"
+    client.post("/__admin/faults", json={"path": "/v1/*", "status": 502, "tenant": "a-other"})
+    hit = client.post("/v1/identify", json=call, headers=header)
+    assert hit.status_code == 502 and hit.get_json()["error"] == "injected_fault"
+    # without a writeKey in the body, the header names the tenant: its rule fires
+    assert client.post("/v1/identify", json={"userId": "u2"}, headers=header).status_code == 503
+
+
 def test_tenant_attribution_fault_rules_cleared_by_either_token(client, other):
     client.post("/__admin/faults", json={"status": 503, "tenant": "a-other"})
     client.post("/__admin/faults", json={"status": 503, "tenant": TENANT})
