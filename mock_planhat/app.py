@@ -7,6 +7,7 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import ClientDisconnected
@@ -96,8 +97,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                                 tenant.now_millis() / 1000 if tenant is not None else None)
             if (tenant is not None and tenant.recording_base is not None
                     and PARENT not in environ and _EARLY not in environ):
-                record_request(tenant, request.method, path, query, response.status_code,
-                               body)
+                record_request(tenant, request.method, _raw_path(environ), query,
+                               response.status_code, body)
         return response
 
     @app.teardown_request
@@ -263,6 +264,15 @@ def _tenant_hint() -> str | None:
     if _HINT not in environ:
         environ[_HINT] = tenant_hint()
     return environ[_HINT]
+
+
+def _raw_path(environ) -> str:
+    """The request's path as sent, %-escapes kept (``extid-a%2Fb`` is not ``extid-a/b``):
+    the server's raw URI when it gives one, else the decoded path escaped again."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        return raw.partition("?")[0]
+    return quote(request.path, safe="/:@!$&'()*+,;=-._~")
 
 
 def _is_admin(path: str) -> bool:

@@ -33,7 +33,9 @@ def _traffic(url: str, tenant: str, api: str) -> None:
                                    "companyExternalId": "acme"}),
             ("PUT", "/endusers", [{"externalId": "u9", "lastName": "Lee"},
                                   {"_id": "f" * 24, "email": "eve@acme.com"}]),  # a row error
-            ("DELETE", "/companies/extid-nobody", None)]  # 404: replayed, and expected
+            ("DELETE", "/companies/extid-nobody", None),  # 404: replayed, and expected
+            ("POST", "/companies", {"name": "Slash", "externalId": "a/b c"}),
+            ("PUT", "/companies/extid-a%2Fb%20c", {"name": "Slash Inc"})]  # kept escaped
     for method, path, body in rest:
         requests.request(method, url + path, headers=headers, json=body, timeout=5)
     assert requests.post(f"{url}/analytics/{tenant}", timeout=5, json={
@@ -64,13 +66,13 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         data = yaml.safe_load(out.read_text())
         assert data["given"]["snapshot"]["tenants"][0]["companies"][0]["name"] == "Acme"
         kinds = [next(iter(step)) for step in data["steps"]]
-        assert kinds == ["identify", "group", "identify", "track", "request", "request",
-                         "request", "request", "request", "page", "identify", "track",
-                         "identify", "alias", "screen"]  # the GET is not recorded
+        assert kinds == ["identify", "group", "identify", "track", *["request"] * 7, "page",
+                         "identify", "track", "identify", "alias", "screen"]  # not the GET
         sent = [step["request"] for step in data["steps"] if "request" in step]
         assert [(r["method"], r["path"], r["status"]) for r in sent] == [
             ("PUT", "/companies/extid-acme", 200), ("POST", "/endusers", 200),
             ("PUT", "/endusers", 206), ("DELETE", "/companies/extid-nobody", 404),
+            ("POST", "/companies", 200), ("PUT", "/companies/extid-a%2Fb%20c", 200),
             ("POST", "/analytics/{tenantToken}", 200)]
         assert sent[2]["body"][1]["_id"] == "f" * 24
         expect = data["expect"]
@@ -87,6 +89,7 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         assert dan["is"]["lastName"] == "Lee" and dan["actions"] == ["Exported"]
         assert next(c for c in expect["companies"] if c["externalId"] == "acme") == {
             "externalId": "acme", "is": {"name": "Acme Inc"}}
+        assert {"externalId": "a/b c", "is": {"name": "Slash Inc"}} in expect["companies"]
         assert main(["run", str(out)]) == 0, capsys.readouterr().out
         assert main(["run", "--url", url, str(out)]) == 0, capsys.readouterr().out
         capsys.readouterr()
