@@ -184,7 +184,7 @@ def register(app: Flask) -> None:
             if isinstance(exc.__context__, TimeoutError):
                 return _read_timeout()
             return error_response(400, "incomplete_body", "body: the connection ended before "
-                                  "the body was complete", "body", {"Connection": "close"})
+                                  "the body was complete", "body")
         if status == 404:
             message = f"no route for {request.method} {request.path}"
             if "//" in request.path:
@@ -210,7 +210,12 @@ def register(app: Flask) -> None:
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
+READ_TIMEOUT_MESSAGE = ("body: the client stopped sending the body (the server's read "
+                        "timeout passed)")
+
+
 def _read_timeout():
-    """The client stopped sending its body for longer than the server's read timeout."""
-    return error_response(408, "request_timeout", "body: the client stopped sending the body "
-                          "(the server's read timeout passed)", "body", {"Connection": "close"})
+    """The client stopped sending its body for longer than the server's read timeout. No
+    ``Connection: close`` here: a connection header is the server's to send (a WSGI app must
+    not), and the server closes this connection and says so once."""
+    return error_response(408, "request_timeout", READ_TIMEOUT_MESSAGE, "body")

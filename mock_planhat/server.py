@@ -1,12 +1,18 @@
-"""Serving the app on a socket: a threaded WSGI server that stops cleanly on a signal.
+"""Serving the app on a socket: a production-grade WSGI server that stops cleanly on a signal.
 
-What the HTTP layer answers before the app sees a request — a request line that does not
-parse (400), a request line over 64 KB (414), a header line over 64 KB or over 100 headers
-(431), an HTTP version other than 1.x (505), a ``Content-Length`` that is not one number
-(400) — is answered here in the fake's JSON error shape,
-like every other error. A read timeout (``read_timeout`` seconds without a byte from the
-client, while it sends its headers or its body, or idles on a keep-alive connection) closes
-the connection, so a client that stalls cannot hold a thread for ever.
+Two servers can serve the app: **waitress** (the default: HTTP/1.1 keep-alive, one I/O loop
+and a pool of threads, pure Python so it installs everywhere) and **werkzeug**'s development
+server (``--server werkzeug``; one thread per connection, no keep-alive). When waitress cannot
+be imported the fake falls back to werkzeug and says so (``Server.note``, the start-up banner).
+
+Both keep exactly one state (one process, the app's tenants) and answer what the HTTP layer
+answers before the app sees a request — a request line that does not parse (400), a request
+line over 64 KB (414), a header line over 64 KB or over 100 headers (431), an HTTP version other
+than 1.x (505), a ``Content-Length`` that is not one number (400), a body over ``max_body``,
+sized or chunked (413) — in the fake's JSON error shape, like every other error. A read timeout
+(``read_timeout`` seconds without a byte from the client, while it sends its headers or its
+body, or idles on a keep-alive connection) closes the connection, with a 408 when the headers
+were read and the body stalled, so a client that stalls cannot hold the server.
 """
 
 from __future__ import annotations
@@ -18,19 +24,61 @@ import socket
 import sys
 import threading
 import time
+from http import HTTPStatus
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
-from .config import DEFAULT_READ_TIMEOUT
+from .config import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
+
+SERVERS = ("waitress", "werkzeug")  # the first is the default
+DEFAULT_SERVER = SERVERS[0]
+THREADS = 16  # waitress's request threads: a fault rule's delay (up to 30 s) holds one
+MAX_LINE = 65536  # bytes of the request line, and of one header line
+MAX_HEADERS = 100
 
 # status -> (error code, the field the message is about), for the answers of the HTTP layer
 _LAYER_ERRORS = {
     400: ("bad_request", "request line"),
     408: ("request_timeout", "body"),
+    413: ("request_entity_too_large", "body"),
     414: ("uri_too_long", "path"),
     431: ("request_header_fields_too_large", "headers"),
+    501: ("not_implemented", "Transfer-Encoding"),
     505: ("http_version_not_supported", "HTTP version"),
 }
+
+
+def layer_error(status: int, message: str | None = None, field: str | None = None,
+                error: str | None = None) -> bytes:
+    """The JSON body of an answer of the HTTP layer: ``{"error", "message", "field"}``, the
+    message prefixed by its field as the app's are."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    default_error, default_field = _LAYER_ERRORS.get(
+        status, (phrase.lower().replace(" ", "_").replace("-", "_"), None))
+    field = field or default_field
+    text = message or phrase
+    if field and not text.startswith(f"{field}:"):
+        text = f"{field}: {text}"
+    return (json.dumps({"error": error or default_error, "message": text, "field": field})
+            + "\n").encode()
+
+
+def pick_server(name: str | None = None) -> tuple[str, str | None]:
+    """The server to run and, when it is not the one asked for, why: ``name`` None means the
+    default (waitress, else werkzeug with a note). Asked for by name and missing: ValueError."""
+    if name not in (None, *SERVERS):
+        raise ValueError(f"server: {name!r} is not one of {', '.join(SERVERS)}")
+    if name == "werkzeug":
+        return name, None
+    try:
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        if name == "waitress":
+            raise ValueError(f"server: waitress cannot be imported ({exc}); install it "
+                             "(pip install waitress) or use --server werkzeug") from None
+        return "werkzeug", (f"waitress cannot be imported ({exc}), so werkzeug's development "
+                            "server serves (slower: no keep-alive); pip install waitress")
+    return "waitress", None
 
 
 class _JsonErrorHandler(WSGIRequestHandler):
@@ -48,10 +96,7 @@ class _JsonErrorHandler(WSGIRequestHandler):
 
     def send_error(self, code, message=None, explain=None, field=None):
         short, _long = self.responses.get(code, ("Error", ""))
-        error, default_field = _LAYER_ERRORS.get(code, (short.lower().replace(" ", "_"), None))
-        field = field or default_field
-        text = f"{field}: {message or short}" if field else (message or short)
-        body = (json.dumps({"error": error, "message": text, "field": field}) + "\n").encode()
+        body = layer_error(code, message or short, field)
         if self.request_version == "HTTP/0.9":  # unparsed: answer with a status line anyway
             self.request_version = "HTTP/1.1"
         self.close_connection = True
@@ -78,27 +123,74 @@ class _AccessLogHandler(_JsonErrorHandler):
         sys.stderr.write(f'{self.address_string()} - "{self.requestline}" {code} {size}\n')
 
 
-class Server:
-    """``Server(app, host, port)``: bound at once; ``serve_forever()`` or ``start()``/``stop()``.
+class _WerkzeugServer:
+    """werkzeug's threaded server on a bound socket, with the JSON error handler."""
 
-    ``read_timeout``: seconds a connection may go without sending a byte (None: no limit)."""
+    def __init__(self, app, sock: socket.socket, quiet: bool, read_timeout: float | None,
+                 max_body: int) -> None:
+        from werkzeug.serving import make_server
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
-                 read_timeout: float | None = DEFAULT_READ_TIMEOUT):
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         base = _QuietHandler if quiet else _AccessLogHandler
         # A class per server: make_server sets attributes on it (protocol_version).
         handler = type("Handler", (base,), {"timeout": read_timeout})
-        # Bind here so a busy port is an OSError we can word, not werkzeug's exit.
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=128)
+        host, port = sock.getsockname()[:2]
         self._server = make_server(host, port, app, threaded=True, request_handler=handler,
-                                   fd=self._socket.fileno())
+                                   fd=sock.fileno())
         self._server.daemon_threads = True
+        self.description = f"werkzeug {_version('werkzeug')} (development server, no keep-alive)"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def shutdown(self, running: bool) -> None:
+        if running:
+            self._server.shutdown()
+        self._server.server_close()
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+class Server:
+    """``Server(app, host, port)``: bound at once; ``serve_forever()`` or ``start()``/``stop()``.
+
+    ``read_timeout``: seconds a connection may go without sending a byte (None: no limit).
+    ``server``: ``"waitress"`` or ``"werkzeug"`` (None: the default, waitress, falling back to
+    werkzeug when waitress cannot be imported; ``note`` then says why). ``max_body``: the
+    largest body the HTTP layer reads (default: the app's ``MAX_CONTENT_LENGTH``)."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
+                 read_timeout: float | None = DEFAULT_READ_TIMEOUT, server: str | None = None,
+                 max_body: int | None = None):
+        self.name, self.note = pick_server(server)
+        self.app = app
+        if max_body is None:
+            max_body = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BODY
+        # Bind here so a busy port is an OSError we can word, not the server's own exit.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        try:
+            if self.name == "waitress":
+                from .waitress_server import WaitressServer as backend
+            else:
+                backend = _WerkzeugServer
+            self._server = backend(app, self._socket, quiet, read_timeout, max_body)
+        except BaseException:
+            self._socket.close()
+            raise
         self.host = host
-        self.port = self._server.socket.getsockname()[1]
+        self.port = self._socket.getsockname()[1]
         self.read_timeout = read_timeout
+        self.description = self._server.description
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def __repr__(self) -> str:
         return f"<Server {self.url}>"
@@ -109,7 +201,7 @@ class Server:
         return f"http://{host}:{self.port}"
 
     def serve_forever(self) -> None:
-        self._server.serve_forever(poll_interval=0.2)
+        self._server.serve_forever()
 
     def start(self) -> Server:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True,
@@ -118,11 +210,16 @@ class Server:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._socket.close()
+        """Stop accepting, close the connections and wait (up to 5 s) for the requests being
+        answered: once this returns, no request changes the state (a save sees all of it)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        running = self._thread is not None and self._thread.is_alive()
+        self._server.shutdown(running)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._socket.close()
 
 
 def catch_signals() -> threading.Event:

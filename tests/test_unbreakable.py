@@ -366,7 +366,7 @@ def test_chunked_body_over_the_limit_is_413(small_server):
     assert status == 413, body
     assert body["error"] == "request_entity_too_large" and body["field"] == "body"
     assert "1000" in body["message"]
-    app = small_server._server.app
+    app = small_server.app
     assert fake_of(app).registry.default.endusers == {}
 
 
@@ -374,7 +374,7 @@ def test_chunked_body_is_journaled_with_its_body(small_server):
     row = [{"externalId": "u1", "email": "u1@x.com"}]
     status, _ = _chunked(small_server.url, "PUT", "/endusers", json.dumps(row).encode(), API)
     assert status in (200, 206)
-    client = small_server._server.app.test_client()
+    client = small_server.app.test_client()
     entry = client.get("/__admin/requests").get_json()["requests"][-1]
     assert entry["status"] == status and entry["body"] == row
 

@@ -1,0 +1,245 @@
+"""The default server: waitress, with the fake's rules for what the HTTP layer answers itself.
+
+waitress reads each request (headers and body) in one I/O loop and hands complete requests to
+a pool of threads, so a client that stalls holds no thread. What is changed here, in its own
+extension points (the channel's parser, error task and task classes, and the server's
+maintenance pass):
+
+* every answer of the HTTP layer is the fake's JSON error (``server.layer_error``), where
+  waitress writes plain text;
+* the limits of the werkzeug server stay: a request line or a header line over 64 KB (414,
+  431), over 100 header lines (431), an HTTP version other than 1.0/1.1 (505), a body over
+  ``max_body`` — by its ``Content-Length`` before it is read, or chunked as it arrives (413);
+* the read timeout is waitress's channel timeout, checked often enough for short timeouts,
+  and a body that stalls after its headers gets the 408 the werkzeug server gives;
+* an access line per request unless quiet.
+
+Imported only when the server starts (``Server``), never by ``create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from http import HTTPStatus
+
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import ClientDisconnected, HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress.utilities import (
+    BadRequest,
+    Error,
+    RequestEntityTooLarge,
+    RequestHeaderFieldsTooLarge,
+    build_http_date,
+)
+
+from .errors import READ_TIMEOUT_MESSAGE
+from .server import MAX_HEADERS, MAX_LINE, THREADS, _version, layer_error
+
+IDENT = "mock-planhat"
+NO_TIMEOUT = 10 ** 9  # seconds: "no read timeout" for waitress, which needs a number
+
+
+class _LayerError(Error):
+    """An answer of the HTTP layer decided here: status, message, field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.reason = status, HTTPStatus(status).phrase
+        self.field = field
+
+
+# waitress's 400 messages -> the field they are about (first match; else the request line)
+_BAD_REQUEST_FIELDS = (("content-length", "Content-Length"), ("chunk", "Transfer-Encoding"),
+                       ("header", "headers"))
+
+
+def _describe(request, max_body: int, max_header: int) -> tuple[int, str | None, str,
+                                                                  str | None]:
+    """(status, error code or None for the status's own, message, field) of a request that
+    waitress or this module refused."""
+    error = request.error
+    if isinstance(error, _LayerError):
+        return error.code, None, error.body, error.field
+    if isinstance(error, RequestEntityTooLarge):
+        return 413, None, f"over the limit of {max_body} bytes", "body"
+    if isinstance(error, RequestHeaderFieldsTooLarge):
+        return 431, None, f"the request line and headers are over {max_header} bytes", "headers"
+    if isinstance(error, BadRequest):
+        text = str(error.body)
+        field = next((f for word, f in _BAD_REQUEST_FIELDS if word in text.lower()),
+                     "request line")
+        if field == "Content-Length":
+            value = request.headers.get("CONTENT_LENGTH", "")
+            return 400, None, f"{value!r} is not one body length", field
+        if field == "Transfer-Encoding":  # a broken chunk: as the app words a broken body
+            return 400, "invalid_body", (f"the chunked body is malformed ({text})"), field
+        return 400, None, text, field
+    if error.code == 501:
+        return 501, None, f"{error.body} (only chunked)", "Transfer-Encoding"
+    return error.code, None, str(error.body), None
+
+
+class _Parser(HTTPRequestParser):
+    """waitress's parser, with the werkzeug server's limits (see the module's docstring)."""
+
+    max_body = 0  # set per server
+    layer_error = None
+
+    def parse_header(self, header_plus):
+        super().parse_header(header_plus)
+        self.layer_error = self._check(header_plus)
+
+    def _check(self, header_plus: bytes) -> _LayerError | None:
+        if len(self.first_line) > MAX_LINE:
+            return _LayerError(414, f"the request line is over {MAX_LINE} bytes", "path")
+        lines = header_plus.split(b"\r\n")[1:]
+        if len(lines) > MAX_HEADERS:
+            return _LayerError(431, f"{len(lines)} header lines; at most {MAX_HEADERS}",
+                               "headers")
+        if any(len(line) > MAX_LINE for line in lines):
+            return _LayerError(431, f"a header line is over {MAX_LINE} bytes", "headers")
+        if not self.version:
+            return _LayerError(400, "no HTTP version (HTTP/0.9 is not supported)")
+        if self.version not in ("1.0", "1.1"):
+            return _LayerError(505, f"HTTP/{self.version} is not supported; send HTTP/1.1")
+        if not self.chunked and self.content_length > self.max_body:
+            return _LayerError(413, f"over the limit of {self.max_body} bytes", "body")
+        return None
+
+    def received(self, data):
+        consumed = super().received(data)
+        if self.error is None:
+            if self.layer_error is not None:
+                self.error, self.completed = self.layer_error, True
+            elif self.chunked and self.body_rcv is not None \
+                    and len(self.body_rcv) > self.max_body:
+                # waitress counts the chunked encoding's own bytes; the limit is the body's
+                self.error, self.completed = RequestEntityTooLarge("chunked body"), True
+        return consumed
+
+
+def _log(task, status: str | int) -> None:
+    line = task.request.first_line.decode("latin-1") if getattr(task.request, "first_line",
+                                                                  None) else "-"
+    code = str(status).split(" ", 1)[0]
+    sys.stderr.write(f'{task.channel.addr[0]} - "{line}" {code} '
+                     f'{task.content_bytes_written or "-"}\n')
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's error answer, in the fake's JSON error shape."""
+
+    def execute(self):
+        server = self.channel.server
+        status, error, message, field = _describe(self.request, server.max_body,
+                                                  self.channel.adj.max_request_header_size)
+        body = layer_error(status, message, field, error)
+        self.status = f"{status} {HTTPStatus(status).phrase}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _LoggedErrorTask(_JsonErrorTask):
+    def finish(self):
+        super().finish()
+        _log(self, self.status)
+
+
+class _LoggedTask(WSGITask):
+    def finish(self):
+        super().finish()
+        _log(self, self.status)
+
+
+def _timeout_answer(version: str) -> bytes:
+    body = layer_error(408, READ_TIMEOUT_MESSAGE, "body")
+    version = version if version in ("1.0", "1.1") else "1.1"
+    return (f"HTTP/{version} 408 Request Timeout\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n"
+            f"Date: {build_http_date(time.time())}\r\nServer: {IDENT}\r\n\r\n"
+            ).encode("latin-1") + body
+
+
+class _TcpServer(TcpWSGIServer):
+    max_body = 0  # set per server
+    quiet = True
+
+    def maintenance(self, now):
+        """waitress closes a channel idle past the channel timeout; a request whose headers
+        came and whose body stalled gets the 408 first (as a stalled sized or chunked body
+        does on the werkzeug server)."""
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            if channel.requests or channel.last_activity >= cutoff:
+                continue
+            partial = channel.request
+            if partial is not None and partial.headers_finished and not partial.completed:
+                try:
+                    channel.write_soon(_timeout_answer(partial.version))
+                except ClientDisconnected:
+                    channel.will_close = True
+                    continue
+                channel.close_when_flushed = True
+                if not self.quiet:
+                    line = partial.first_line.decode("latin-1")
+                    sys.stderr.write(f'{channel.addr[0]} - "{line}" 408 -\n')
+            else:
+                channel.will_close = True
+
+
+class WaitressServer:
+    """A waitress server on a bound socket: ``serve_forever()`` in one thread,
+    ``shutdown(running)`` from another."""
+
+    def __init__(self, app, sock, quiet: bool, read_timeout: float | None,
+                 max_body: int) -> None:
+        logging.getLogger("waitress").setLevel(logging.ERROR)
+        timeout = read_timeout if read_timeout else NO_TIMEOUT
+        adj = Adjustments(
+            sockets=[sock], threads=THREADS, ident=IDENT, connection_limit=1000,
+            # the body as it arrives, including a chunked encoding's own bytes (a chunk size
+            # line per chunk): the body's own limit is max_body, checked by _Parser
+            max_request_body_size=8 * max_body + 65536,
+            recv_bytes=256 * 1024, expose_tracebacks=False)
+        # Adjustments holds these as whole seconds; a read timeout may be a fraction
+        adj.channel_timeout = timeout
+        adj.cleanup_interval = min(1.0, timeout / 4)
+        adj.asyncore_loop_timeout = min(1.0, timeout / 4)
+        parser = type("Parser", (_Parser,), {"max_body": max_body})
+        channel = type("Channel", (HTTPChannel,), {
+            "parser_class": parser,
+            "task_class": WSGITask if quiet else _LoggedTask,
+            "error_task_class": _JsonErrorTask if quiet else _LoggedErrorTask})
+        server_class = type("Server", (_TcpServer,), {"channel_class": channel,
+                                                      "max_body": max_body, "quiet": quiet})
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(THREADS)
+        self._map: dict = {}
+        self._dispatcher = dispatcher
+        self._server = server_class(
+            app, self._map, True, sock, dispatcher=dispatcher, adj=adj, bind_socket=False,
+            sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
+        self.description = f"waitress {_version('waitress')} ({THREADS} threads, keep-alive)"
+
+    def serve_forever(self) -> None:
+        self._server.run()  # until its map is empty (shutdown)
+
+    def shutdown(self, running: bool) -> None:
+        """Close the listening socket and every connection (in the I/O loop's own thread when
+        it runs), then wait for the threads to finish the requests they are answering."""
+        def close_all():
+            wasyncore.close_all(self._map)
+
+        if running:
+            self._server.trigger.pull_trigger(close_all)
+        else:
+            close_all()
+        self._dispatcher.shutdown(cancel_pending=True, timeout=5)
