@@ -22,9 +22,11 @@ from .config import (
     ENV_FLAGS,
     ENV_INIT,
     ENV_PORT,
+    ENV_SERVER,
     ENV_STATE,
     ENV_TENANT_TOKEN,
     ENV_UNASSIGNED,
+    SERVERS,
     UNASSIGNED_POLICIES,
     Config,
     check_cidr,
@@ -119,6 +121,11 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    help="answer 429 with Retry-After over a rate limit, per token, on the REST "
                         "paths and /dock/segment: 'planhat' (150/s with bursts of 50, and 200 a "
                         "minute), N/s or N/min (e.g. 20/s), or off (default: off)")
+    p.add_argument("--server", choices=SERVERS, default=None,
+                   help="the HTTP server: waitress (keep-alive, a pool of threads; the default) "
+                        "or werkzeug's development server (a thread per connection, no "
+                        f"keep-alive). Without this flag, werkzeug when waitress cannot be "
+                        f"imported, said at start (env {ENV_SERVER})")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -293,7 +300,10 @@ def serve(args) -> int:
         return 2
     try:
         server = Server(app, args.host, args.port, quiet=args.quiet,
-                        read_timeout=args.read_timeout or None)
+                        read_timeout=args.read_timeout or None, server=args.server)
+    except ValueError as exc:
+        print(f"mock-planhat: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
@@ -304,8 +314,10 @@ def serve(args) -> int:
           f"{config.tenant_token}; Segment write key)\n"
           f"  API token:    {config.api_token}   (REST: Authorization: Bearer "
           f"{config.api_token})\n"
-          f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
-          flush=True)
+          f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)\n"
+          f"  server:       {server.description}", flush=True)
+    if server.note:
+        print(f"  note:         {server.note}", flush=True)
     limit = parse_rate_limit(config.rate_limit)
     if limit:
         print(f"  rate limit:   {limit.text} per token (429 with "

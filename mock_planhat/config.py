@@ -20,6 +20,7 @@ DEFAULT_JOURNAL_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
 UNASSIGNED_POLICIES = ("hold", "discard")
+SERVERS = ("waitress", "werkzeug")  # --server; the first is the default
 EMAIL_MATCH_POLICIES = ("attach", "strict")
 
 # A token travels in a URL path (the tenant token) and in an Authorization header (both, as
@@ -37,6 +38,7 @@ ENV_STATE = "MOCK_PLANHAT_STATE"
 ENV_AUTOSAVE = "MOCK_PLANHAT_AUTOSAVE"
 ENV_RATE_LIMIT = "MOCK_PLANHAT_RATE_LIMIT"
 ENV_INIT = "MOCK_PLANHAT_INIT"
+ENV_SERVER = "MOCK_PLANHAT_SERVER"
 
 # The server flags an environment variable can set: the flag's argparse ``dest`` → the variable.
 # The CLI checks a value from the environment with the flag's own type and choices, so a bad
@@ -53,6 +55,7 @@ ENV_FLAGS = {
     "autosave": ENV_AUTOSAVE,
     "rate_limit": ENV_RATE_LIMIT,
     "init": ENV_INIT,
+    "server": ENV_SERVER,
 }
 
 

@@ -28,9 +28,8 @@ from http import HTTPStatus
 
 from werkzeug.serving import WSGIRequestHandler
 
-from .config import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
+from .config import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, SERVERS
 
-SERVERS = ("waitress", "werkzeug")  # the first is the default
 DEFAULT_SERVER = SERVERS[0]
 THREADS = 16  # waitress's request threads: a fault rule's delay (up to 30 s) holds one
 MAX_LINE = 65536  # bytes of the request line, and of one header line
