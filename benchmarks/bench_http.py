@@ -1,27 +1,42 @@
-"""Figure 3: over HTTP, one keep-alive client — the fake against an empty server.
+"""Figure 3: over HTTP, keep-alive clients — the fake against an empty server and moto's.
 
-Both servers run as child processes: the fake exactly as ``python -m mock_planhat`` serves,
-the peer is pytest-httpserver answering the same requests with a canned 200. One
-``requests.Session`` sends rounds of identical requests to each, alternately; the figure is
-the fake's rate over the peer's, round by round. Rounds are short (100 requests, ~0.4 s) and
-many (28): the load of this shared box drifts within seconds, and a ratio taken over two
-adjacent short turns is less moved by that drift than one over two 1.5 s turns.
+Every server runs as a child process: the fake exactly as ``python -m mock_planhat`` serves
+(waitress, the default server), the same fake on ``--server werkzeug`` (the server before
+issue 14, measured in the same run as "before"), pytest-httpserver answering the same requests
+with a canned 200 (the empty server), and moto's server answering DynamoDB ``PutItem``. The
+client is ``http.client`` with keep-alive, the cheapest Python client, so the figure is the
+servers' (a werkzeug server closes the connection after each answer; the client reopens it).
+Each round sends ``per_round`` requests to each server in turn, the order reversed every other
+round; a figure is the median of the round-by-round ratios, since the shared box's load drifts
+within seconds. The 4-client row runs 4 threads, each its own connection, at once.
+
+``/v1/batch`` is driven by Segment's own Python SDK (``segment-analytics-python``): 500 calls
+queued, then ``flush()``, which sends them as one batch; calls per second, fake on waitress
+against the fake on werkzeug.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import statistics
+import threading
 import time
-
-import requests
+from urllib.parse import urlsplit
 
 from .common import API_TOKEN, TENANT_TOKEN, Figure, fmt, ratio_rounds
-from .servers import FAKE, PEER, running
+from .servers import FAKE, FAKE_WERKZEUG, MOTO, PEER, running
 
 USERS = 500
+THREADS = 4
+BATCH = 500
 AUTH = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
 JSON = {"Content-Type": "application/json"}
+TABLE = "bench"
+AMZ = {"Content-Type": "application/x-amz-json-1.0",
+       "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/"
+                        "aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
+       "X-Amz-Date": "20260101T000000Z"}
 
 
 def _enduser(i: int, n: int) -> bytes:
@@ -38,67 +53,183 @@ def _activity(i: int) -> bytes:
                        "info": {"plan": "pro", "value": i}}).encode()
 
 
-def _series(session: requests.Session, base: str, count: int):
-    analytics = f"{base}/analytics/{TENANT_TOKEN}"
-    endusers = f"{base}/endusers"
-    bodies_a = [_activity(i % USERS) for i in range(count)]
-    bodies_e = [_enduser(i % USERS, i) for i in range(count)]
+def _put_item(i: int, n: int) -> bytes:
+    return json.dumps({"TableName": TABLE, "Item": {
+        "pk": {"S": f"http-{i}"}, "email": {"S": f"http.user{i}@example.com"},
+        "name": {"S": f"Http User {i}"}, "plan": {"S": "pro"}, "n": {"N": str(n)}}}).encode()
 
-    def post_analytics() -> float:
+
+class _Series:
+    """``count`` requests of one kind: ``run(url)`` sends them on one keep-alive connection
+    and returns requests per second; ``run_threads(url)`` the same from THREADS threads."""
+
+    def __init__(self, method: str, path: str, headers: dict, bodies: list[bytes]):
+        self.method, self.path, self.headers, self.bodies = method, path, headers, bodies
+
+    def _send(self, url: str, bodies: list[bytes]) -> None:
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            for body in bodies:
+                conn.request(self.method, self.path, body, self.headers)
+                response = conn.getresponse()
+                data = response.read()
+                if response.status != 200:
+                    raise AssertionError(f"{self.method} {url}{self.path}: {response.status} "
+                                         f"{data[:200]!r}")
+        finally:
+            conn.close()
+
+    def run(self, url: str) -> float:
         start = time.perf_counter()
-        for body in bodies_a:
-            r = session.post(analytics, data=body, headers=JSON)
-            if r.status_code != 200:
-                raise AssertionError(f"POST {analytics}: {r.status_code} {r.text[:200]}")
-        return count / (time.perf_counter() - start)
+        self._send(url, self.bodies)
+        return len(self.bodies) / (time.perf_counter() - start)
 
-    def put_endusers() -> float:
+    def run_threads(self, url: str) -> float:
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._send(url, self.bodies)
+            except BaseException as exc:  # noqa: B036 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(THREADS)]
         start = time.perf_counter()
-        for body in bodies_e:
-            r = session.put(endusers, data=body, headers=AUTH)
-            if r.status_code != 200:
-                raise AssertionError(f"PUT {endusers}: {r.status_code} {r.text[:200]}")
-        return count / (time.perf_counter() - start)
-
-    return post_analytics, put_endusers
-
-
-def _prepare_fake(session: requests.Session, base: str) -> None:
-    r = session.put(f"{base}/companies", headers=AUTH,
-                    json=[{"externalId": "co-http", "name": "Http Co"}])
-    r.raise_for_status()
-    for i in range(USERS):  # the end users the activities name; warms the connection too
-        session.put(f"{base}/endusers", data=_enduser(i, -1), headers=AUTH).raise_for_status()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return THREADS * len(self.bodies) / (time.perf_counter() - start)
 
 
-def over_http(rounds: int, per_round: int = 100) -> list[Figure]:
-    with running(FAKE) as fake_url, running(PEER) as peer_url, requests.Session() as session:
-        _prepare_fake(session, fake_url)
-        fake_a, fake_e = _series(session, fake_url, per_round)
-        peer_a, peer_e = _series(session, peer_url, per_round)
-        peer_a(), peer_e()  # warm the peer's connection too
-        rates = {"fake_a": [], "peer_a": [], "fake_e": [], "peer_e": []}
+def _request(url: str, method: str, path: str, body: bytes, headers: dict) -> bytes:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status not in (200, 206):
+            raise AssertionError(f"{method} {url}{path}: {response.status} {data[:300]!r}")
+        return data
+    finally:
+        conn.close()
+
+
+def _prepare_fake(url: str) -> None:
+    _request(url, "PUT", "/companies", json.dumps(
+        [{"externalId": "co-http", "name": "Http Co"}]).encode(), AUTH)
+    for i in range(USERS):  # the end users the activities name
+        _request(url, "PUT", "/endusers", _enduser(i, -1), AUTH)
+
+
+def _prepare_moto(url: str) -> None:
+    _request(url, "POST", "/", json.dumps({
+        "TableName": TABLE, "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}).encode(),
+        {**AMZ, "X-Amz-Target": "DynamoDB_20120810.CreateTable"})
+
+
+def _sdk_batches(url: str):
+    """A Segment SDK client on ``url`` and a round: BATCH calls queued, flushed as one batch;
+    returns calls per second."""
+    from segment.analytics import Client
+
+    errors: list = []
+    client = Client(write_key=TENANT_TOKEN, host=url, upload_size=BATCH, upload_interval=2,
+                    max_queue_size=10 * BATCH, max_retries=0, gzip=False,
+                    on_error=lambda error, batch: errors.append(error))
+    counter = iter(range(10 ** 9))
+
+    def round_() -> float:
+        start = time.perf_counter()
+        for _ in range(BATCH // 2):
+            n = next(counter)
+            user = f"http-{n % USERS}"
+            client.identify(user, {"email": f"http.user{n % USERS}@example.com", "n": n})
+            client.track(user, "Feature Used", {"value": n})
+        client.flush()
+        if errors:
+            raise AssertionError(f"/v1/batch on {url}: {errors[0]!r}")
+        return BATCH / (time.perf_counter() - start)
+
+    return client, round_
+
+
+def over_http(rounds: int, per_round: int = 200) -> list[Figure]:
+    analytics = _Series("POST", f"/analytics/{TENANT_TOKEN}", JSON,
+                        [_activity(i % USERS) for i in range(per_round)])
+    endusers = _Series("PUT", "/endusers", AUTH, [_enduser(i % USERS, i)
+                                                  for i in range(per_round)])
+    dynamo = _Series("POST", "/", {**AMZ, "X-Amz-Target": "DynamoDB_20120810.PutItem"},
+                     [_put_item(i % USERS, i) for i in range(per_round)])
+    with running(FAKE) as fake, running(FAKE_WERKZEUG) as before, running(PEER) as peer, \
+            running(MOTO) as moto:
+        for url in (fake, before):
+            _prepare_fake(url)
+        _prepare_moto(moto)
+        sdk_after, batch_after = _sdk_batches(fake)
+        sdk_before, batch_before = _sdk_batches(before)
+        measures = {  # name -> (what it runs)
+            "fake_a": lambda: analytics.run(fake), "before_a": lambda: analytics.run(before),
+            "peer_a": lambda: analytics.run(peer),
+            "fake_e": lambda: endusers.run(fake), "before_e": lambda: endusers.run(before),
+            "peer_e": lambda: endusers.run(peer), "moto": lambda: dynamo.run(moto),
+            "fake_t": lambda: endusers.run_threads(fake),
+            "before_t": lambda: endusers.run_threads(before),
+            "peer_t": lambda: endusers.run_threads(peer),
+            "batch_after": batch_after, "batch_before": batch_before,
+        }
+        for run in measures.values():  # warm every server and connection once
+            run()
+        rates: dict[str, list[float]] = {name: [] for name in measures}
         for round_no in range(rounds):
-            order = [("fake_a", fake_a), ("peer_a", peer_a), ("fake_e", fake_e),
-                     ("peer_e", peer_e)]
-            if round_no % 2:
-                order = [order[1], order[0], order[3], order[2]]
-            for key, run in order:
-                rates[key].append(run())
-        state = session.get(f"{fake_url}/__admin/state").json()
-    _check(state, rounds * per_round)
+            order = list(measures.items())
+            for name, run in (order if round_no % 2 == 0 else order[::-1]):
+                rates[name].append(run())
+        sdk_after.shutdown()
+        sdk_before.shutdown()
+        states = [json.loads(_request(url, "GET", "/__admin/state", b"", {}))
+                  for url in (fake, before)]
+    for state in states:  # the activity rows, and the SDK's tracks
+        _check(state, (rounds + 1) * (per_round + BATCH // 2))
+    return _figures(rates)
 
-    def peer_text(fake: str, peer: str) -> str:
-        return (f"fake {fmt(statistics.median(rates[fake]))} req/s, pytest-httpserver "
-                f"{fmt(statistics.median(rates[peer]))} req/s")
+
+def _figures(rates: dict[str, list[float]]) -> list[Figure]:
+    def med(name: str) -> str:
+        return fmt(statistics.median(rates[name]))
+
+    def ratio(ours: str, theirs: str) -> str:
+        return fmt(statistics.median(ratio_rounds(rates[ours], rates[theirs])))
+
+    def peer_text(key: str, what: str = "req/s") -> str:
+        return (f"fake {med('fake_' + key)} {what}, pytest-httpserver {med('peer_' + key)}; "
+                f"before (the fake on werkzeug): {med('before_' + key)} {what}, "
+                f"{ratio('before_' + key, 'peer_' + key)} ×")
 
     return [
         Figure("3a. HTTP keep-alive: POST /analytics/{token}, fake ÷ empty server", "×",
-               ratio_rounds(rates["fake_a"], rates["peer_a"]), 0.8, True,
-               peer=peer_text("fake_a", "peer_a")),
+               ratio_rounds(rates["fake_a"], rates["peer_a"]), 1.8, True,
+               peer=peer_text("a")),
         Figure("3b. HTTP keep-alive: PUT /endusers (one row), fake ÷ empty server", "×",
-               ratio_rounds(rates["fake_e"], rates["peer_e"]), 0.8, True,
-               peer=peer_text("fake_e", "peer_e")),
+               ratio_rounds(rates["fake_e"], rates["peer_e"]), 1.8, True,
+               peer=peer_text("e")),
+        Figure(f"3c. HTTP keep-alive, {THREADS} client threads: PUT /endusers, fake ÷ empty "
+               "server", "×", ratio_rounds(rates["fake_t"], rates["peer_t"]), 2.0, True,
+               peer=peer_text("t")),
+        Figure("3d. HTTP keep-alive: fake PUT /endusers ÷ moto server DynamoDB PutItem", "×",
+               ratio_rounds(rates["fake_e"], rates["moto"]), 3.0, True,
+               peer=f"fake {med('fake_e')} req/s, moto {med('moto')} req/s; before "
+                    f"{ratio('before_e', 'moto')} ×"),
+        Figure(f"3e. /v1/batch of {BATCH} calls from segment-analytics-python, "
+               "fake ÷ the fake on werkzeug (before)", "×",
+               ratio_rounds(rates["batch_after"], rates["batch_before"]), 1.0, True,
+               peer=f"{med('batch_after')} calls/s; before {med('batch_before')} calls/s"),
     ]
 
 

@@ -38,7 +38,7 @@ def measure(only: set[str], quick: bool) -> list[Figure]:
     if "http" in only:
         from .bench_http import over_http
 
-        figures.extend(over_http(rounds=2 if quick else 28, per_round=100))
+        figures.extend(over_http(rounds=2 if quick else 16, per_round=200))
     if "startup" in only:
         from .bench_startup import startup
 

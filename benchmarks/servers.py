@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE = [sys.executable, "-m", "mock_planhat", "--port", "0", "--quiet"]
+FAKE = [sys.executable, "-m", "mock_planhat", "--port", "0", "--quiet"]  # the default server
+FAKE_WERKZEUG = [*FAKE, "--server", "werkzeug"]  # the server before issue 14
 PEER = [sys.executable, "-m", "benchmarks.empty_server"]
+MOTO = [sys.executable, "-m", "benchmarks.moto_server"]
 _URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
 
 
