@@ -314,14 +314,15 @@ def serve(args) -> int:
           f"{config.tenant_token}; Segment write key)\n"
           f"  API token:    {config.api_token}   (REST: Authorization: Bearer "
           f"{config.api_token})\n"
-          f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)\n"
-          f"  server:       {server.description}", flush=True)
-    if server.note:
-        print(f"  note:         {server.note}", flush=True)
+          f"  dashboard:    {server.url}/   (admin API: {server.url}/__admin/state)",
+          flush=True)
     limit = parse_rate_limit(config.rate_limit)
     if limit:
         print(f"  rate limit:   {limit.text} per token (429 with "
               "Retry-After on the REST paths and /dock/segment)", flush=True)
+    print(f"  server:       {server.description}", flush=True)
+    if server.note:
+        print(f"  note:         {server.note}", flush=True)
     return run_until_signal(server, save, args.autosave, stop)
 
 
