@@ -56,54 +56,58 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     @app.before_request
     def _before():
-        if _BAD_CHUNKS in request.environ:
-            _bad_chunks(request.environ[_BAD_CHUNKS])
-        if _is_admin(request.path):
-            if not _admin_allowed(request.remote_addr, admin_from):
+        req = request._get_current_object()  # one lookup: the hooks run on every request
+        environ = req.environ
+        if _BAD_CHUNKS in environ:
+            _bad_chunks(environ[_BAD_CHUNKS])
+        if _is_admin(req.path):
+            if not _admin_allowed(req.remote_addr, admin_from):
                 raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "
                                       "loopback clients only (and --admin-from networks)", None)
             return None
         # Segment's tracking API learns its tenant from the body (writeKey wins over Basic):
         # that tenant's rules apply once the body is read (attribute_tenant), not the header's
-        hint = None if request.path.startswith(_BODY_TENANT) else _tenant_hint()
+        hint = None if req.path.startswith(_BODY_TENANT) else _tenant_hint()
         answer = apply_fault(fake, _request_tokens(fake, hint))
-        if answer is None and fake.registry.rate_limited and EXEMPT not in request.environ:
+        if answer is None and fake.registry.rate_limited and EXEMPT not in environ:
             answer = _rate_limit(fake)
         if answer is not None:
-            request.environ[_EARLY] = True  # a fault rule or a rate limit answered
+            environ[_EARLY] = True  # a fault rule or a rate limit answered
         return answer
 
     @app.after_request
     def _after(response):
-        decision = request.environ.get(_RATE)
+        req = request._get_current_object()
+        environ = req.environ
+        decision = environ.get(_RATE)
         if decision is not None:
             response.headers.update(decision.headers())
-        path = request.path
+        path = req.path
         if (response.content_length or 0) > _LARGE:  # a large answer, made of large parts
-            request.environ[_TRIM] = True
+            environ[_TRIM] = True
         if not _is_admin(path):
-            environ = request.environ
-            size = request.content_length or 0
+            size = req.content_length or 0
             try:
                 body = environ.get(JOURNAL_BODY) or (
-                    request.get_data(cache=True) if 0 < size <= config.max_body else b"")
+                    req.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
             hint = _tenant_hint()
             tenant = fake.registry.by_tenant_token(hint) if hint else None
-            query = request.query_string.decode("latin-1")
-            fake.journal.record(request.method, path, response.status_code, body, hint,
+            query = req.query_string.decode("latin-1")
+            fake.journal.record(req.method, path, response.status_code, body, hint,
                                 query, environ, response,
                                 tenant.now_millis() / 1000 if tenant is not None else None)
             if (tenant is not None and tenant.recording_base is not None
                     and PARENT not in environ and _EARLY not in environ):
-                record_request(tenant, request.method, _raw_path(environ), query,
+                record_request(tenant, req.method, _raw_path(environ), query,
                                response.status_code, body)
         return response
 
     @app.teardown_request
     def _teardown(exc):
-        if (request.content_length or 0) > _LARGE or request.environ.get(_TRIM):
+        req = request._get_current_object()
+        if (req.content_length or 0) > _LARGE or req.environ.get(_TRIM):
             release_memory()
 
     return app
@@ -196,8 +200,9 @@ def _request_tokens(fake: Fake, hint: str | None) -> frozenset[str]:
 def apply_fault(fake: Fake, tokens: frozenset[str], scoped_only: bool = False):
     """Spend the first fault rule this request matches: wait its delay, then answer its status
     (None: carry on). ``scoped_only``: rules that name a tenant only."""
-    request.environ[_FAULTS_CHECKED] = tokens
-    rule = fake.faults.take(request.method, request.path, tokens, scoped_only)
+    req = request._get_current_object()
+    req.environ[_FAULTS_CHECKED] = tokens
+    rule = fake.faults.take(req.method, req.path, tokens, scoped_only)
     if rule is None:
         return None
     if rule["delay"]:
