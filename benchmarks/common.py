@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass, field
 
 TENANT_TOKEN = "mock-tenant-token"
@@ -66,3 +67,14 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def serve_until_stdin_closes(url: str, stop) -> int:
+    """A peer server child's main loop: print its URL, wait until the parent closes our stdin,
+    then ``stop()`` the server."""
+    print(f"listening on {url}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        stop()
+    return 0

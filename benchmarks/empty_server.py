@@ -1,16 +1,15 @@
 """The HTTP peer: pytest-httpserver answering the benchmark's requests with a canned 200.
 
 ``python -m benchmarks.empty_server`` prints its URL, then serves until stdin closes. It keeps
-no state and does no work (threaded, so it speaks HTTP/1.1 keep-alive like the fake).
+no state and does no work (threaded; werkzeug's server underneath closes the connection
+after each answer, as the fake's did before issue 14).
 """
 
 from __future__ import annotations
 
-import sys
-
 from pytest_httpserver import HTTPServer
 
-from .common import TENANT_TOKEN
+from .common import TENANT_TOKEN, serve_until_stdin_closes
 
 
 def main() -> int:
@@ -22,12 +21,7 @@ def main() -> int:
         {"created": 0, "createdErrors": [], "updated": 1})
     server.expect_request("/__admin/health", method="GET").respond_with_json({"status": "ok"})
     server.start()
-    print(f"listening on {server.url_for('/').rstrip('/')}", flush=True)
-    try:
-        sys.stdin.read()  # until the parent closes our stdin
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stdin_closes(server.url_for("/").rstrip("/"), server.stop)
 
 
 if __name__ == "__main__":

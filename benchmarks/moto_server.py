@@ -5,21 +5,16 @@
 
 from __future__ import annotations
 
-import sys
-
 from moto.server import ThreadedMotoServer
+
+from .common import serve_until_stdin_closes
 
 
 def main() -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    print(f"listening on http://{host}:{port}", flush=True)
-    try:
-        sys.stdin.read()  # until the parent closes our stdin
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stdin_closes(f"http://{host}:{port}", server.stop)
 
 
 if __name__ == "__main__":
