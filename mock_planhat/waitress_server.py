@@ -121,6 +121,10 @@ class _Parser(HTTPRequestParser):
                     and len(self.body_rcv) > self.max_body:
                 # waitress counts the chunked encoding's own bytes; the limit is the body's
                 self.error, self.completed = RequestEntityTooLarge("chunked body"), True
+        if self.error is not None:
+            # refused already: no "100 Continue" invites a body that will not be read (the
+            # channel would send one, and reopen the request for the body)
+            self.expect_continue = False
         return consumed
 
 
