@@ -117,7 +117,9 @@ class _SizedBodies:
     """WSGI middleware: a body without Content-Length (``Transfer-Encoding: chunked``) is read
     here, at most ``max_body + 1`` bytes, and handed on as a sized body. So it meets the same
     rules as a sized one: over the limit a 413 (werkzeug would cut it at the limit silently),
-    and the journal keeps it."""
+    and the journal keeps it. Under waitress (the default server) a chunked body arrives here
+    already read and sized, its limit held by the server; this serves werkzeug and WSGI
+    callers in process."""
 
     def __init__(self, wsgi_app, max_body: int) -> None:
         self.wsgi_app, self.max_body = wsgi_app, max_body

@@ -12,7 +12,8 @@ Fixtures:
   ``.snapshot()``, ``.restore(doc)``, ``.clock(...)``);
   parametrized indirectly with ``"rest"``/``"dock"`` (how its destinations deliver) or a dict
   of ``delivery``, ``unassigned``, ``email_match``, ``rate_limit``;
-* ``planhat_server`` — a live fake on a free port, shared by the session (``.url``);
+* ``planhat_server`` — a live fake on a free port, shared by the session (``.url``), on the
+  server ``python -m mock_planhat`` uses (waitress; ``.name`` says which);
 * ``planhat_live`` — a fresh tenant on that live server (a ``TenantHandle`` over HTTP);
 * ``planhat_destination`` — a translator ``Destination`` bound to ``planhat``'s tenant.
 
