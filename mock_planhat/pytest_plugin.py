@@ -140,12 +140,20 @@ def planhat(request):
 @pytest.fixture(scope="session")
 def planhat_server():
     """A live fake on a free loopback port, shared by the session (``.url``); take a fresh
-    tenant per test with ``planhat_live``."""
+    tenant per test with ``planhat_live``. Served as ``python -m mock_planhat`` serves:
+    waitress, or the server ``MOCK_PLANHAT_SERVER`` names (``werkzeug``)."""
+    import os
+
     from mock_planhat import Config, create_app
+    from mock_planhat.config import ENV_SERVER
     from mock_planhat.server import Server
 
     config = Config(journal_size=100_000, journal_bytes=128 * 1024 * 1024)
-    server = Server(create_app(config), "127.0.0.1", 0).start()
+    try:
+        server = Server(create_app(config), "127.0.0.1", 0,
+                        server=os.environ.get(ENV_SERVER) or None).start()
+    except ValueError as exc:  # a server that is not one, or cannot be imported
+        raise pytest.UsageError(f"planhat_server: {ENV_SERVER}: {exc}") from None
     yield server
     server.stop()
 

@@ -51,7 +51,10 @@ def layer_error(status: int, message: str | None = None, field: str | None = Non
                 error: str | None = None) -> bytes:
     """The JSON body of an answer of the HTTP layer: ``{"error", "message", "field"}``, the
     message prefixed by its field as the app's are."""
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
     default_error, default_field = _LAYER_ERRORS.get(
         status, (phrase.lower().replace(" ", "_").replace("-", "_"), None))
     field = field or default_field

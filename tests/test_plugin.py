@@ -164,3 +164,26 @@ def test_xdist_workers_run_scenarios_and_fixtures_apart(project):
     """)
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=8)
+
+
+@pytest.mark.parametrize("env, name", [(None, "waitress"), ("werkzeug", "werkzeug"),
+                                       ("nginx", None)])
+def test_planhat_server_runs_on_the_default_server_or_the_one_the_variable_names(
+        project, monkeypatch, env, name):
+    if env is None:
+        monkeypatch.delenv("MOCK_PLANHAT_SERVER", raising=False)
+    else:
+        monkeypatch.setenv("MOCK_PLANHAT_SERVER", env)
+    project.makepyfile(test_server=f"""
+        import requests
+
+        def test_server(planhat_server):
+            assert planhat_server.name == {name!r}
+            assert requests.get(planhat_server.url + "/__admin/health", timeout=5).ok
+    """)
+    result = project.runpytest("-p", "no:cacheprovider")
+    if name is None:  # not a server: the fixture fails, naming the variable
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*MOCK_PLANHAT_SERVER*'nginx' is not one of*"])
+    else:
+        result.assert_outcomes(passed=1)
