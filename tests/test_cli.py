@@ -170,7 +170,7 @@ def test_every_environment_variable_of_a_config_field_is_read_by_from_env():
     good = {"tenant_token": "tt-env", "api_token": "at-env", "unassigned": "discard",
             "email_match": "strict", "rate_limit": "20/s"}
     config_fields = {f.name for f in fields(Config)}
-    assert set(ENV_FLAGS) - config_fields == {"port", "state", "autosave", "init"}
+    assert set(ENV_FLAGS) - config_fields == {"port", "state", "autosave", "init", "server"}
     assert set(ENV_FLAGS) & config_fields == set(good)  # a new one needs a value here
     config = Config.from_env({ENV_FLAGS[name]: value for name, value in good.items()})
     assert {name: getattr(config, name) for name in good} == good
