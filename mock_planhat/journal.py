@@ -2,8 +2,8 @@
 oldest dropped first.
 
 Recording is on every request's path, reading is rare: an entry keeps the raw request and
-response bodies, the clock reading and the rows' decisions (compact tuples, see
-:func:`mock_planhat.trace.settle`), and is turned into its JSON shape (bodies parsed, time
+response bodies, the clock reading and the rows' decisions (one packed group a request, see
+:class:`mock_planhat.trace.Group`), and is turned into its JSON shape (bodies parsed, time
 formatted, decisions rendered) when read.
 A body over ``payload_bytes`` keeps its head only. An entry's size is the length of its
 bytes and text fields plus a fixed overhead (no serialising on the request's path); the
@@ -33,7 +33,7 @@ JOURNAL_BODY = "mock_planhat.journal_body"
 
 ENTRY_OVERHEAD = 300  # bytes an entry costs besides its bytes and text fields
 ENTRY_ID = "mock_planhat.entry_id"  # the id reserved for this request's entry
-DECISIONS = "mock_planhat.decisions"  # [[decision, ...], ...] of this request (trace.settle)
+DECISIONS = "mock_planhat.decisions"  # [trace.Group, ...] of this request (trace.settle)
 PARENT = "mock_planhat.parent"  # (entry id, list of caused ids) of the request that caused this
 CAUSED = "mock_planhat.caused"  # the ids of the requests this one caused
 DECISION_BYTES = 200  # what a kept decision counts against the byte bound
@@ -59,7 +59,7 @@ class _Entry(NamedTuple):
     tenant: str | None
     id: int = 0
     response: tuple | None = None  # (((header, value), ...), body bytes | _Truncated)
-    decisions: list | None = None  # [[decision, ...], ...]
+    decisions: tuple | None = None  # (trace.Group, ...)
     parent: int | None = None
     caused: list | None = None
 
@@ -104,9 +104,7 @@ class Journal:
             entry_id = environ.get(ENTRY_ID)
             decisions = environ.get(DECISIONS)
             if decisions is not None:
-                # Kept as tuples of tuples of plain values, which the GC stops tracking after
-                # its first look (lists it would walk on every full pass, for each entry).
-                decisions = tuple(map(tuple, decisions))
+                decisions = tuple(decisions)  # of trace.Group: two containers a group
             caused = environ.get(CAUSED)
             link = environ.get(PARENT)
             if link is not None:
@@ -226,7 +224,7 @@ def _decisions(groups) -> dict:
     for group in groups or ():
         total += len(group)
         room = MAX_DECISIONS_SHOWN - len(shown)
-        shown += [decision(d) for d in group[:max(room, 0)]]
+        shown += [decision(d) for d in group.first(room)]
     return {"decisions": shown, "decisionsTotal": total}
 
 

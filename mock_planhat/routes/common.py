@@ -108,17 +108,16 @@ PATH_KEYS = {"extid-": "externalId", "srcid-": "sourceId"}  # the key a path's i
 
 def trace(tenant, kind: str, outcomes: list, via: str | None = None) -> None:
     """Keep the rows' decisions on this request's journal entry and in the tenant's history
-    (compact tuples, see trace.settle: this is on every write's path). Callers hold
+    (one packed group a request, see trace.settle: this is on every write's path). Callers hold
     ``tenant.lock``."""
     environ = request.environ
     entry_id = current_app.extensions["mock_planhat"].journal.reserve(environ)
-    decisions = settle(kind, outcomes, entry_id, via)
-    tenant.history.add(decisions)
+    group = settle(kind, outcomes, entry_id, via, tenant.history)
     groups = environ.get(DECISIONS)
     if groups is None:
-        environ[DECISIONS] = [decisions]
+        environ[DECISIONS] = [group]
     else:
-        groups.append(decisions)
+        groups.append(group)
 
 
 def filter_values(*names: str) -> set[str] | None:
