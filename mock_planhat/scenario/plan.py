@@ -188,7 +188,8 @@ class Planner:
             spread = duration(body["spread"]) if "spread" in body else None
 
             def calls():  # made as they are sent: the runner never holds them all
-                for user in users:
+                for index, user in enumerate(users):
+                    users[index] = user.member()  # its calls are made here; keep its ids
                     for call in user_calls(user, body, self.rng):
                         at = None
                         if spread is not None and call["type"] in ("track", "page"):
