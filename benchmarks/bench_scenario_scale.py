@@ -10,6 +10,7 @@ with what the runner holds too.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,25 +33,38 @@ def child(n: int) -> dict:
     from mock_planhat.scenario import run_scenario
     from mock_planhat.scenario.load import load_text
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     result = run_scenario(load_text(SCENARIO.format(n=n), f"scale-{n}.yaml"))
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    peak = after.ru_maxrss  # KiB on Linux
     return {"users": n, "passed": result.passed, "calls": result.calls,
-            "seconds": round(seconds, 1), "peak_mib": round(peak / 1024),
-            "kib_per_user": round((peak - base) / n, 1)}
+            "seconds": round(seconds, 1), "cpu": round(cpu, 1), "peak_mib": round(peak / 1024),
+            "peak_kib": peak, "kib_per_user": round((peak - before.ru_maxrss) / n, 1)}
 
 
 def main(sizes: list[int]) -> None:
-    print("| users | calls | passed | seconds | peak RSS (MiB) | KiB per user |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: |")
+    """One row per size; "KiB per user" is the peak's growth over the start ÷ N (it carries
+    the run's fixed costs, such as importing Faker, so it falls as N grows); "marginal" is
+    the peak's growth from the previous size ÷ the users added: what one more user costs."""
+    print(f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    print("| users | calls | passed | seconds | CPU seconds | peak RSS (MiB) | KiB per user | "
+          "marginal KiB per user |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    previous = None
     for n in sizes:
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scenario_scale",
                               "--child", str(n)], capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
+        marginal = "-" if previous is None or n <= previous["users"] else \
+            f"{(row['peak_kib'] - previous['peak_kib']) / (n - previous['users']):.1f}"
         print(f"| {row['users']:,} | {row['calls']:,} | {row['passed']} | {row['seconds']} | "
-              f"{row['peak_mib']} | {row['kib_per_user']} |", flush=True)
+              f"{row['cpu']} | {row['peak_mib']} | {row['kib_per_user']} | {marginal} |",
+              flush=True)
+        previous = row
+    print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 
 if __name__ == "__main__":

@@ -418,3 +418,32 @@ def test_a_given_model_record_the_fake_refuses_fails_at_that_record(tmp_path):
     result = run_scenario(load_scenario(write(tmp_path, text)))
     assert not result.passed and "given.tasks[0]" in result.render()
     assert "companyId" in result.render()
+
+
+def test_generated_users_are_referenced_after_their_calls_and_state_is_handed_over(tmp_path):
+    # A generated user is kept as its ids once its calls are made, and an in-process run
+    # reads its fake's records directly: references, expectations and result.state still
+    # see everything (the same values GET /__admin/state answers).
+    path = write(tmp_path, """\
+name: refs after generate
+seed: 5
+steps:
+  - generate: {count: 4, companies: 1, track: 1, page: 0}
+  - track: {userId: "@users[3]", event: Came Back}
+  - audience: {name: Late, members: {from: users, indexes: [1, 3]}}
+expect:
+  count: {endusers: 4, activities: 5}
+  endusers:
+    - {email: "@users[3]", activities: 2}
+  audiences: [Late]
+""")
+    result = run_scenario(load_scenario(path))
+    assert result.passed, result.render()
+    state = result.state
+    assert json.loads(json.dumps(state)) == state  # plain JSON values, like the admin API's
+    assert len(state["endusers"]) == 4 and len(state["activities"]) == 5
+    (late,) = [u for u in state["endusers"] if u["externalId"] == "users-0003"]
+    assert [a["action"] for a in state["activities"] if a["enduserId"] == late["_id"]][-1] \
+        == "Came Back"
+    assert sorted(u["externalId"] for u in state["endusers"] if u["custom"].get("late")) == [
+        "users-0001", "users-0003"]

@@ -110,6 +110,33 @@ def test_explain_a_person_oldest_first_with_activities_and_assign(client, api, a
     assert nobody["history"][0]["decision"]["reason"] == "unknown_user"
 
 
+def test_explain_keeps_every_row_of_one_request_and_the_newest_ten_a_key(client, api, acme):
+    # Decisions are kept packed, one group a request: two rows of one bulk about one person
+    # are both in their story, and a key keeps the newest 10 decisions.
+    api.put("/endusers", json=[{"externalId": "r1", "email": "r1@acme.com"},
+                               {"externalId": "r1", "firstName": "Rae"}])
+    story = client.get("/__admin/explain?externalId=r1").get_json()
+    assert [(h["decision"]["index"], h["decision"]["outcome"]) for h in story["history"]] == [
+        (0, "created"), (1, "updated")]
+    assert story["history"][0]["entryId"] == story["history"][1]["entryId"]
+    for n in range(11):
+        api.put("/endusers", json=[{"externalId": "r1", "custom": {"n": n}}])
+    history = client.get("/__admin/explain?externalId=r1").get_json()["history"]
+    assert len(history) == 10
+    assert [h["decision"]["changed"]["custom.n"]["to"] for h in history] == list(range(1, 11))
+    assert history[0]["decision"]["changed"]["custom.n"]["from"] == 0
+    client.post(f"/analytics/bulk/{TENANT}", json=[
+        {"externalId": "r1", "action": "Opened"}, {"externalId": "nobody", "action": "A"},
+        {"externalId": "nobody", "action": "B"}])
+    rejected = client.get("/__admin/explain?externalId=nobody").get_json()["history"]
+    assert [(h["decision"]["index"], h["decision"]["reason"]) for h in rejected] == [
+        (1, "unknown_user"), (2, "unknown_user")]
+    entry = _last(client, path="/analytics/bulk/*")
+    assert [d["outcome"] for d in entry["decisions"]] == ["created", "rejected", "rejected"]
+    assert entry["decisions"][0]["row"] == {"externalId": "r1", "action": "Opened"}
+    assert entry["decisions"][0]["enduserId"] == story["found"][0]["record"]["_id"]
+
+
 def test_explain_a_company(client, api, acme):
     api.put("/companies", json=[{"externalId": "acme", "name": "Acme Inc"}])
     story = client.get("/__admin/explain?externalId=acme").get_json()
