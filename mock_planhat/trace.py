@@ -95,7 +95,7 @@ def settle(kind: str, outcomes, entry_id: int, via: str | None = None,
             if activity:
                 enduser_id = record.get("enduserId")
             elif record_id is not None:
-                file("id:" + record_id)
+                file(record_id)  # "id:" + record_id, filed as the id itself (see about)
             old = outcome.old
             if old is not None and record is not old:
                 found = changed(old, record)
@@ -143,7 +143,9 @@ class History:
     """One tenant's decisions, by the record they touched or the keys the row named.
 
     A key names the groups (see :class:`Group`) holding its decisions, newest last; reading
-    picks that key's decisions out of them. Callers hold the tenant's lock (the store's
+    picks that key's decisions out of them. An ``id:…`` key is filed as the record's id string
+    itself (ids are 24 hexadecimal characters, the other keys carry their prefix), which the
+    record already holds. Callers hold the tenant's lock (the store's
     rule)."""
 
     def __init__(self) -> None:
@@ -177,6 +179,10 @@ class History:
         oldest first, each once: the newest ``PER_KEY`` of each key."""
         seen, out = set(), []
         for key in keys:
+            if key.startswith("id:"):  # filed under the record's own id string (no copy)
+                key = key[3:]
+                if ":" in key:  # no id has one; the other keys all do
+                    continue
             groups = self._by_key.get(key)
             if groups is None:
                 continue
@@ -194,7 +200,7 @@ class History:
 def _filed_under(item: tuple) -> list[str]:
     """The history keys a decision is filed under (as :func:`settle` files it)."""
     if item[RECORD_ID] is not None:
-        return [] if item[KIND] == "activity" else ["id:" + item[RECORD_ID]]
+        return [] if item[KIND] == "activity" else [item[RECORD_ID]]
     flat = item[ROW:]
     return ["email:" + value.strip().lower() if name == "email" else "externalId:" + value
             for name, value in zip(flat[::2], flat[1::2], strict=True)
