@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from itertools import chain, islice
+from itertools import islice
 
 PER_KEY = 10
 MAX_KEYS = 200_000
@@ -79,7 +79,6 @@ def settle(kind: str, outcomes, entry_id: int, via: str | None = None,
     decisions are also counted and filed there (in the same walk over the rows)."""
     flat: list = []
     extend = flat.extend
-    append = flat.append
     activity = kind == "activity"
     filed = []  # (history key, ...) for this group
     file = filed.append
@@ -98,28 +97,26 @@ def settle(kind: str, outcomes, entry_id: int, via: str | None = None,
                 file(record_id)  # "id:" + record_id, filed as the id itself (see about)
             old = outcome.old
             if old is not None and record is not old:
-                found = changed(old, record)
-                if found:  # flat: field, from, to, field, from, to, ... (one container)
-                    changes = tuple(chain.from_iterable(
-                        (f, c["from"], c["to"]) if isinstance(c, dict) else (f, c, None)
-                        for f, c in found.items()))
+                changes = changed(old, record)
         if outcome.near:
             near = tuple((m["key"], m["value"], m["why"], m.get("recordId"))
                          for m in outcome.near)
-        extend((status, reason, outcome.message, outcome.key, record_id, enduser_id, changes,
-                near, outcome.decision))
-        at = len(flat)
-        append(0)
         row = outcome.row  # only its keys are kept: decisions outlive the request
+        sent: list = []
         if type(row) is dict:
             for k in SENT_KEYS:
                 if k in row:
-                    value = row[k]
-                    extend((k, value))
-                    if record_id is None and k in _FILED and isinstance(value, str) and value:
+                    sent += (k, row[k])
+        extend((status, reason, outcome.message, outcome.key, record_id, enduser_id, changes,
+                near, outcome.decision, len(sent)))
+        if sent:
+            extend(sent)
+            if record_id is None:
+                for at in range(0, len(sent), 2):
+                    k, value = sent[at], sent[at + 1]
+                    if k in _FILED and isinstance(value, str) and value:
                         file("email:" + value.strip().lower() if k == "email" else
                              "externalId:" + value)
-            flat[at] = len(flat) - at - 1
         if status is status_was and reason is reason_was:
             run += 1
         else:
@@ -237,11 +234,12 @@ def decision(item: tuple) -> dict:
     return out
 
 
-def changed(old: dict, new: dict, limit: int = MAX_CHANGED) -> dict:
-    """``{field: {"from", "to"}}`` for the fields that differ (custom fields one level down as
-    ``custom.name``), at most ``limit`` of them, values shortened. Fields in ``old``'s order,
-    then those only ``new`` has."""
-    out: dict = {}
+def changed(old: dict, new: dict, limit: int = MAX_CHANGED) -> tuple | None:
+    """The fields that differ, as one flat tuple ``(field, from, to, field, from, to, ...)``
+    (custom fields one level down as ``custom.name``; values shortened), or None. Fields in
+    ``old``'s order, then those only ``new`` has; past ``limit`` fields the rest are one
+    ``("…", "N more fields", None)``."""
+    out: list = []
     get = new.get
     shared = 0
     for key, before in old.items():
@@ -258,24 +256,24 @@ def changed(old: dict, new: dict, limit: int = MAX_CHANGED) -> dict:
         for key, after in new.items():
             if key not in old and key not in SKIPPED_FIELDS and after is not None:
                 _note(out, key, None, after)
-    if len(out) > limit:
-        kept = dict(list(out.items())[:limit])
-        kept["…"] = f"{len(out) - limit} more fields"
-        return kept
-    return out
+    if not out:
+        return None
+    if len(out) > 3 * limit:
+        out[3 * limit:] = ("…", f"{len(out) // 3 - limit} more fields", None)
+    return tuple(out)
 
 
 _MISSING = object()
 
 
-def _note(out: dict, key: str, before, after) -> None:
+def _note(out: list, key: str, before, after) -> None:
     if key == "custom" and isinstance(before, dict) and isinstance(after, dict):
         for name in {**before, **after}:
-            if before.get(name) != after.get(name):
-                out[f"custom.{name}"] = {"from": _short(before.get(name)),
-                                         "to": _short(after.get(name))}
+            was, now = before.get(name), after.get(name)
+            if was != now:
+                out += (f"custom.{name}", _short(was), _short(now))
         return
-    out[key] = {"from": _short(before), "to": _short(after)}
+    out += (key, _short(before), _short(after))
 
 
 def _short(value):
