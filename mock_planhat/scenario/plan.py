@@ -64,6 +64,10 @@ def duration(value) -> timedelta:
     return timedelta(milliseconds=parse_duration(value, "duration"))
 
 
+def _keep(value):
+    return value
+
+
 class Planner:
     def __init__(self, scenario: Scenario):
         self.scenario = scenario
@@ -80,14 +84,18 @@ class Planner:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
     # ----- calls ---------------------------------------------------------------------------
-    def complete(self, call: dict, library: dict = LIBRARY, at: datetime | None = None) -> dict:
-        """Fill a call's defaults the way Segment's libraries do."""
+    def complete(self, call: dict, library: dict = LIBRARY, at: datetime | None = None,
+                 fresh: bool = False) -> dict:
+        """Fill a call's defaults the way Segment's libraries do. The call's values are
+        copied, unless ``fresh`` says nothing else holds them (a generated call: copying each
+        of 500,000 was ~8 % of a 100,000-user run)."""
+        clone = _keep if fresh else copy.deepcopy
         out: dict[str, Any] = {"type": call["type"]}
         for key, value in call.items():
             if key not in ("type", "context"):
-                out[key] = copy.deepcopy(value)
+                out[key] = clone(value)
         out.setdefault("anonymousId", None)
-        out["context"] = {"library": dict(library), **copy.deepcopy(call.get("context") or {})}
+        out["context"] = {"library": dict(library), **clone(call.get("context") or {})}
         out.setdefault("integrations", {})
         out.setdefault("messageId", str(uuid.UUID(int=self.rng.getrandbits(128), version=4)))
         out.setdefault("timestamp", self.clock.tick() if at is None else self.clock.text(at))
@@ -195,7 +203,7 @@ class Planner:
                         if spread is not None and call["type"] in ("track", "page"):
                             at = self.clock.now - spread * self.rng.random()
                             at -= timedelta(microseconds=at.microsecond % 1000)
-                        yield self.complete(call, at=at)
+                        yield self.complete(call, at=at, fresh=True)
                         if call["type"] in ("track", "page"):
                             _keep_newest(active, user.userId,
                                          at or self.clock.now - timedelta(seconds=1))
