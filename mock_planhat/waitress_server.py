@@ -257,13 +257,22 @@ class WaitressServer:
         self._server.run()  # until its map is empty (shutdown)
 
     def shutdown(self, running: bool) -> None:
-        """Close the listening socket and every connection (in the I/O loop's own thread when
-        it runs), then wait for the threads to finish the requests they are answering."""
+        """Stop accepting, wait for the threads to finish the requests they are answering,
+        then close every connection (each step in the I/O loop's own thread when it runs)."""
+        def close_listener():  # the listening socket only: the trigger stays open
+            wasyncore.dispatcher.close(self._server)
+
         def close_all():
             wasyncore.close_all(self._map)
 
-        if running:
-            self._server.trigger.pull_trigger(close_all)
-        else:
-            close_all()
+        self._in_loop(running, close_listener)
+        # a thread finishing its request pulls the trigger to hand the answer to the loop:
+        # close the trigger (with every connection) only once the threads are done
         self._dispatcher.shutdown(cancel_pending=True, timeout=5)
+        self._in_loop(running, close_all)
+
+    def _in_loop(self, running: bool, thunk) -> None:
+        if running:
+            self._server.trigger.pull_trigger(thunk)
+        else:
+            thunk()
