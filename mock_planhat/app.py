@@ -60,6 +60,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         environ = req.environ
         if _BAD_CHUNKS in environ:
             _bad_chunks(environ[_BAD_CHUNKS])
+        refused = environ.get(errors.REFUSED_BODY)
+        if refused is not None:  # the server's answer, given here to be journaled
+            raise errors.ApiError(refused["status"], refused["error"], refused["message"],
+                                  refused["field"])
         if _is_admin(req.path):
             if not _admin_allowed(req.remote_addr, admin_from):
                 raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "

@@ -210,6 +210,12 @@ def register(app: Flask) -> None:
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
+# A server that refused a request for its body (over the limit, a broken or unsupported
+# transfer coding, stalled) before the app saw it puts the answer it decided here, as
+# ``{"status", "error", "message", "field"}``, and has the app give it: the app answers it as
+# its own errors, so the journal (and a recording) keep it as they do every answer.
+REFUSED_BODY = "mock_planhat.refused_body"
+
 READ_TIMEOUT_MESSAGE = ("body: the client stopped sending the body (the server's read "
                         "timeout passed)")
 

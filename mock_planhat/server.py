@@ -47,10 +47,10 @@ _LAYER_ERRORS = {
 }
 
 
-def layer_error(status: int, message: str | None = None, field: str | None = None,
-                error: str | None = None) -> bytes:
-    """The JSON body of an answer of the HTTP layer: ``{"error", "message", "field"}``, the
-    message prefixed by its field as the app's are."""
+def layer_error_fields(status: int, message: str | None = None, field: str | None = None,
+                       error: str | None = None) -> dict:
+    """An answer of the HTTP layer as the fake's error: ``{"error", "message", "field"}``,
+    the message prefixed by its field as the app's are."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -61,8 +61,13 @@ def layer_error(status: int, message: str | None = None, field: str | None = Non
     text = message or phrase
     if field and not text.startswith(f"{field}:"):
         text = f"{field}: {text}"
-    return (json.dumps({"error": error or default_error, "message": text, "field": field})
-            + "\n").encode()
+    return {"error": error or default_error, "message": text, "field": field}
+
+
+def layer_error(status: int, message: str | None = None, field: str | None = None,
+                error: str | None = None) -> bytes:
+    """The JSON body of an answer of the HTTP layer (``layer_error_fields``)."""
+    return (json.dumps(layer_error_fields(status, message, field, error)) + "\n").encode()
 
 
 def pick_server(name: str | None = None) -> tuple[str, str | None]:

@@ -12,6 +12,9 @@ maintenance pass):
   ``max_body`` — by its ``Content-Length`` before it is read, or chunked as it arrives (413);
 * the read timeout is waitress's channel timeout, checked often enough for short timeouts,
   and a body that stalls after its headers gets the 408 the werkzeug server gives;
+* a refusal about the body (413, a broken or unsupported transfer coding, the 408) is
+  answered by the fake's app (``errors.REFUSED_BODY``), as on werkzeug, where the app read the
+  body and answered these itself: so the journal keeps them like every other answer;
 * an access line per request unless quiet.
 
 Imported only when the server starts (``Server``), never by ``create_app``.
@@ -19,14 +22,14 @@ Imported only when the server starts (``Server``), never by ``create_app``.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
-import time
 from http import HTTPStatus
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
-from waitress.channel import ClientDisconnected, HTTPChannel
+from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
@@ -35,11 +38,10 @@ from waitress.utilities import (
     Error,
     RequestEntityTooLarge,
     RequestHeaderFieldsTooLarge,
-    build_http_date,
 )
 
-from .errors import READ_TIMEOUT_MESSAGE
-from .server import MAX_HEADERS, MAX_LINE, THREADS, _version, layer_error
+from .errors import READ_TIMEOUT_MESSAGE, REFUSED_BODY
+from .server import MAX_HEADERS, MAX_LINE, THREADS, _version, layer_error, layer_error_fields
 
 IDENT = "mock-planhat"
 NO_TIMEOUT = 10 ** 9  # seconds: "no read timeout" for waitress, which needs a number
@@ -163,18 +165,56 @@ class _LoggedTask(WSGITask):
         _log(self, self.status)
 
 
-def _timeout_answer(version: str) -> bytes:
-    body = layer_error(408, READ_TIMEOUT_MESSAGE, "body")
-    version = version if version in ("1.0", "1.1") else "1.1"
-    return (f"HTTP/{version} 408 Request Timeout\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n"
-            f"Date: {build_http_date(time.time())}\r\nServer: {IDENT}\r\n\r\n"
-            ).encode("latin-1") + body
+# what a refusal is about, when the app gives it (see _RefusedBodyTask)
+_BODY_FIELDS = ("body", "Transfer-Encoding")
+
+
+class _RefusedBodyTask(WSGITask):
+    """A request refused for its body, answered by the app with the answer the server decided
+    (``errors.REFUSED_BODY``), without the body, and the connection closed after it (the rest
+    of the body is not read)."""
+
+    answer: dict = {}
+    quiet = True
+
+    def get_environment(self):
+        environ = super().get_environment()
+        environ[REFUSED_BODY] = self.answer
+        environ["wsgi.input"] = io.BytesIO()
+        environ.pop("CONTENT_LENGTH", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return environ
+
+    def execute(self):
+        self.set_close_on_finish()
+        super().execute()
+
+    def finish(self):
+        super().finish()
+        if not self.quiet:
+            _log(self, self.status)
+
+
+def _error_task(channel, request):
+    """The task that answers a refused request: the app's, for a refusal about the body (the
+    fake's app only), else the JSON error written here."""
+    server = channel.server
+    if server.app_answers:
+        status, error, message, field = _describe(request, server.max_body,
+                                                  channel.adj.max_request_header_size)
+        if field in _BODY_FIELDS:
+            task = _RefusedBodyTask(channel, request)
+            task.answer = {"status": status, **layer_error_fields(status, message, field,
+                                                                  error)}
+            task.quiet = server.quiet
+            return task
+    return (_JsonErrorTask if server.quiet else _LoggedErrorTask)(channel, request)
 
 
 class _TcpServer(TcpWSGIServer):
     max_body = 0  # set per server
     quiet = True
+    app_answers = False  # the fake's app: it gives the refusals about the body
 
     def maintenance(self, now):
         """waitress closes a channel idle past the channel timeout; a request whose headers
@@ -186,15 +226,13 @@ class _TcpServer(TcpWSGIServer):
                 continue
             partial = channel.request
             if partial is not None and partial.headers_finished and not partial.completed:
-                try:
-                    channel.write_soon(_timeout_answer(partial.version))
-                except ClientDisconnected:
-                    channel.will_close = True
-                    continue
-                channel.close_when_flushed = True
-                if not self.quiet:
-                    line = partial.first_line.decode("latin-1")
-                    sys.stderr.write(f'{channel.addr[0]} - "{line}" 408 -\n')
+                # answered as a refused request (_error_task): the app gives the 408
+                partial.error = _LayerError(408, READ_TIMEOUT_MESSAGE, "body")
+                partial.completed = True
+                with channel.requests_lock:
+                    channel.request = None
+                    channel.requests.append(partial)
+                self.add_task(channel)
             else:
                 channel.will_close = True
 
@@ -241,9 +279,10 @@ class WaitressServer:
         channel = type("Channel", (HTTPChannel,), {
             "parser_class": parser,
             "task_class": WSGITask if quiet else _LoggedTask,
-            "error_task_class": _JsonErrorTask if quiet else _LoggedErrorTask})
-        server_class = type("Server", (_TcpServer,), {"channel_class": channel,
-                                                      "max_body": max_body, "quiet": quiet})
+            "error_task_class": staticmethod(_error_task)})
+        server_class = type("Server", (_TcpServer,), {
+            "channel_class": channel, "max_body": max_body, "quiet": quiet,
+            "app_answers": "mock_planhat" in getattr(app, "extensions", {})})
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(THREADS)
         self._map: dict = {}

@@ -225,6 +225,51 @@ def test_body_limits_hold_for_sized_and_chunked_bodies(small_server):
     assert '"u1"' in state and '"u39"' not in state  # the fitting body only
 
 
+BODY_REFUSALS = {  # what the server refuses for its body -> (request, status, answer's error)
+    "sized_413": (_put_endusers(b"Content-Length: 5000\r\n", b""), 413,
+                  "request_entity_too_large"),
+    "chunked_413": (_put_endusers(b"Transfer-Encoding: chunked\r\n", _chunks(b"[" + b" " * 2000
+                                                                            + b"]", 500)),
+                    413, "request_entity_too_large"),
+    "broken_chunk": (_put_endusers(b"Transfer-Encoding: chunked\r\n", b"zz\r\n[]\r\n0\r\n\r\n"),
+                     400, "invalid_body"),
+    "stalled_sized": (_put_endusers(b"Content-Length: 50\r\n", b"[{"), 408, "request_timeout"),
+    "stalled_chunked": (_put_endusers(b"Transfer-Encoding: chunked\r\n", b"9\r\n[{"), 408,
+                        "request_timeout"),
+    "tenant_in_path": (b"POST /analytics/mock-tenant-token HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 5000\r\n\r\n", 413, "request_entity_too_large"),
+}
+
+
+@pytest.fixture(params=SERVERS)
+def refusing_server(request):
+    server = Server(create_app(Config(max_body=1000)), "127.0.0.1", 0, read_timeout=0.5,
+                    server=request.param).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("case", sorted(BODY_REFUSALS))
+def test_body_refusals_are_journaled_on_both_servers(refusing_server, case):
+    """A request refused for its body (over the limit, sized or chunked; a broken chunk; a
+    stalled body) is journaled like any answer, the same on both servers: method, path, its
+    tenant (by the Authorization header or the path), the status, the JSON answer, no body.
+    (On werkzeug the app read the body and answered; waitress refuses before the app reads.)"""
+    data, status, error = BODY_REFUSALS[case]
+    raw = exchange(refusing_server, data, timeout=10)
+    got, headers, answer = _parse(raw)
+    assert (got, answer["error"]) == (status, error), raw[:300]
+    assert headers["connection"] == "close"
+    entries = refusing_server.app.test_client().get("/__admin/requests").get_json()["requests"]
+    assert len(entries) == 1, entries
+    entry = entries[0]
+    method, _, path = data.partition(b" HTTP/")[0].decode().partition(" ")
+    assert (entry["method"], entry["path"], entry["tenant"], entry["status"], entry["body"]) \
+        == (method, path, "mock-tenant-token", status, None)
+    assert entry["response"]["body"] == answer
+    assert entry["response"]["headers"]["Content-Type"] == "application/json"
+
+
 def test_keep_alive_on_the_default_server(live_server):
     """One connection carries many requests (werkzeug's server closes after each)."""
     assert live_server.name == "waitress"
