@@ -64,6 +64,21 @@ class _Entry(NamedTuple):
     caused: list | None = None
 
 
+_KEPT = {name.lower(): name for name in KEPT_HEADERS}
+
+
+def _kept_headers(headers) -> tuple:
+    """The response's KEPT_HEADERS, in that order, each its first value. One pass over the
+    headers there are: asking werkzeug's ``Headers`` for an absent name raises and catches a
+    KeyError inside it, three times a request for the headers most answers do not have."""
+    found: dict[str, str] = {}
+    for key, value in headers:
+        name = _KEPT.get(key.lower())
+        if name is not None and name not in found:
+            found[name] = value
+    return tuple((name, found[name]) for name in KEPT_HEADERS if name in found)
+
+
 def _size(entry: tuple) -> int:
     """What an entry costs: its bytes and text fields (nested ones too) and the overhead."""
     total = ENTRY_OVERHEAD
@@ -121,8 +136,7 @@ class Journal:
         if response is not None:
             data = b"" if response.direct_passthrough or response.is_streamed \
                 else response.get_data()
-            headers = response.headers
-            answer = (tuple((k, headers[k]) for k in KEPT_HEADERS if k in headers),
+            answer = (_kept_headers(response.headers),
                       _Truncated(len(data), data[:bound]) if len(data) > bound else data)
         entry = _Entry(method, path, query, status, kept, time.time() if at is None else at,
                        tenant, entry_id, answer, None, parent, caused)
