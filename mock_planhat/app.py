@@ -71,10 +71,11 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
             return None
         # Segment's tracking API learns its tenant from the body (writeKey wins over Basic):
         # that tenant's rules apply once the body is read (attribute_tenant), not the header's
-        hint = None if req.path.startswith(_BODY_TENANT) else _tenant_hint()
+        path = req.path
+        hint = None if path.startswith(_BODY_TENANT) else _tenant_hint(req, fake)
         answer = apply_fault(fake, _request_tokens(fake, hint))
         if answer is None and fake.registry.rate_limited and EXEMPT not in environ:
-            answer = _rate_limit(fake)
+            answer = _rate_limit(fake, path, environ)
         if answer is not None:
             environ[_EARLY] = True  # a fault rule or a rate limit answered
         return answer
@@ -96,7 +97,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                     req.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
-            hint = _tenant_hint()
+            hint = _tenant_hint(req, fake)
             tenant = fake.registry.by_tenant_token(hint) if hint else None
             query = req.query_string.decode("latin-1")
             fake.journal.record(req.method, path, response.status_code, body, hint,
@@ -240,25 +241,25 @@ _BODY_TENANT = "/v1/"  # paths whose tenant the body names
 _REST_ROOTS = ("endusers", "companies", "leancompanies")
 
 
-def _rate_limit(fake: Fake):
+def _rate_limit(fake: Fake, path: str, environ: dict):
     """Count a REST request (per API token) or a ``/dock/segment`` call (per tenant token)
     against its tenant's rate limit; a 429 when over it. Other paths are exempt."""
-    root = request.path.lstrip("/").partition("/")[0]
+    root = path.lstrip("/").partition("/")[0]
     registry = fake.registry
     if root in _REST_ROOTS:
         lookup = registry.by_api_token
-    elif request.path == "/dock/segment":
+    elif path == "/dock/segment":
         lookup = registry.by_tenant_token
     else:
         return None
-    token = token_from_header()
+    token = token_from_header(environ)
     tenant = lookup(token) if token else None
     if tenant is None or tenant.rate_limit is None:
         return None  # the route answers 401, or the tenant has no limit
     frozen = tenant.clock_millis  # a test clock set by POST /__admin/clock: the limit reads it
     decision = fake.limiter.take(token, tenant.rate_limit,
                                  None if frozen is None else (lambda: frozen / 1000))
-    request.environ[_RATE] = decision
+    environ[_RATE] = decision
     if decision.allowed:
         return None
     return errors.error_response(
@@ -266,15 +267,17 @@ def _rate_limit(fake: Fake):
         f"; retry after {decision.retry_after} s", "Authorization")
 
 
-def _tenant_hint() -> str | None:
-    """``tenant_hint()``, worked out once per request: the fault rules and the journal both
-    need it (it reads the Authorization header and looks the token up). Kept in the request's
-    environ, not in ``g``: the Segment routes make requests to this app inside a request, and
-    those share the outer request's app context."""
-    environ = request.environ
-    if _HINT not in environ:
-        environ[_HINT] = tenant_hint()
-    return environ[_HINT]
+def _tenant_hint(req, fake: Fake) -> str | None:
+    """``tenant_hint()`` of the request ``req``, worked out once per request: the fault rules
+    and the journal both need it (it reads the Authorization header and looks the token up).
+    Kept in the request's environ, not in ``g``: the Segment routes make requests to this app
+    inside a request, and those share the outer request's app context."""
+    environ = req.environ
+    try:
+        return environ[_HINT]
+    except KeyError:
+        hint = environ[_HINT] = tenant_hint(req.path, environ, fake.registry)
+        return hint
 
 
 def _raw_path(environ) -> str:
