@@ -270,7 +270,10 @@ class WaitressServer:
             # the body as it arrives, including a chunked encoding's own bytes (a chunk size
             # line per chunk): the body's own limit is max_body, checked by _Parser
             max_request_body_size=8 * max_body + 65536,
-            recv_bytes=256 * 1024, expose_tracebacks=False)
+            recv_bytes=256 * 1024, expose_tracebacks=False,
+            # X-Forwarded-* reach the app as sent, as on werkzeug (the fake reads none of them;
+            # waitress would wrap the app to delete them on every request)
+            clear_untrusted_proxy_headers=False)
         # Adjustments holds these as whole seconds; a read timeout may be a fraction
         adj.channel_timeout = timeout
         adj.cleanup_interval = min(1.0, timeout / 4)
