@@ -44,6 +44,7 @@ from .errors import READ_TIMEOUT_MESSAGE, REFUSED_BODY
 from .server import MAX_HEADERS, MAX_LINE, THREADS, _version, layer_error, layer_error_fields
 
 IDENT = "mock-planhat"
+RECV_BYTES = 64 * 1024
 NO_TIMEOUT = 10 ** 9  # seconds: "no read timeout" for waitress, which needs a number
 
 
@@ -270,7 +271,9 @@ class WaitressServer:
             # the body as it arrives, including a chunked encoding's own bytes (a chunk size
             # line per chunk): the body's own limit is max_body, checked by _Parser
             max_request_body_size=8 * max_body + 65536,
-            recv_bytes=256 * 1024, expose_tracebacks=False,
+            # bytes asked of each recv(): Python allocates that much per call, and 256 KB cost
+            # ~30 us a call against ~5 us for 64 KB (which also reads a 30 MB body faster)
+            recv_bytes=RECV_BYTES, expose_tracebacks=False,
             # X-Forwarded-* reach the app as sent, as on werkzeug (the fake reads none of them;
             # waitress would wrap the app to delete them on every request)
             clear_untrusted_proxy_headers=False)
