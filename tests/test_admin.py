@@ -122,6 +122,21 @@ def test_fault_429_with_retry_after_then_recovers(api):
     assert api.client.get("/__admin/faults").get_json() == []
 
 
+def test_journal_keeps_the_answers_retry_after_and_allow(api):
+    """The journal keeps a response's Content-Type, Retry-After, Location and Allow, in that
+    order, and no other header."""
+    api.client.post("/__admin/faults", json={"method": "PUT", "path": "/endusers",
+                                             "status": 429, "retryAfter": 3, "count": 1})
+    assert api.put("/endusers", json=[{"externalId": "u1"}]).status_code == 429
+    assert api.client.patch("/endusers", headers={"Authorization": "Bearer mock-api-token"}
+                            ).status_code == 405
+    limited, wrong = api.client.get("/__admin/requests").get_json()["requests"][-2:]
+    assert list(limited["response"]["headers"].items()) == [
+        ("Content-Type", "application/json"), ("Retry-After", "3")]
+    assert set(wrong["response"]["headers"]) == {"Content-Type", "Allow"}
+    assert "PUT" in wrong["response"]["headers"]["Allow"]
+
+
 @pytest.mark.parametrize("status", [500, 503])
 def test_fault_5xx(api, status):
     api.client.post("/__admin/faults", json={"path": "/companies", "status": status})
