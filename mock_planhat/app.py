@@ -12,13 +12,12 @@ from urllib.parse import quote
 from flask import Flask, current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
-from . import errors
+from . import errors, recording
 from .auth import tenant_hint, token_from_header
 from .config import Config
 from .faults import Faults
 from .journal import JOURNAL_BODY, PARENT, Journal
 from .ratelimit import EXEMPT, RateLimiter
-from .recording import record_request
 from .tenants import Registry
 
 
@@ -78,6 +77,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
             answer = _rate_limit(fake, path, environ)
         if answer is not None:
             environ[_EARLY] = True  # a fault rule or a rate limit answered
+        elif PARENT not in environ and recording.may_record(req.method, req.path):
+            tenant = fake.registry.by_tenant_token(hint) if hint else None
+            if tenant is not None and tenant.recording_base is None:
+                environ[_STARTED] = recording.before_request(tenant)
         return answer
 
     @app.after_request
@@ -105,8 +108,11 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                                 tenant.now_millis() / 1000 if tenant is not None else None)
             if (tenant is not None and tenant.recording_base is not None
                     and PARENT not in environ and _EARLY not in environ):
-                record_request(tenant, req.method, _raw_path(environ), query,
-                               response.status_code, body)
+                answer = b"" if response.is_streamed or req.method not in \
+                    recording.RECORDED_METHODS else response.get_data()
+                recording.record_request(tenant, req.method, _raw_path(environ), query,
+                                         response.status_code, body, answer,
+                                         environ.get(_STARTED))
         return response
 
     @app.teardown_request
@@ -192,6 +198,7 @@ def release_memory() -> None:
 
 _HINT = "mock_planhat.tenant_hint"
 _EARLY = "mock_planhat.answered_early"  # a fault rule or a rate limit answered: not recorded
+_STARTED = "mock_planhat.recording_started"  # the recording base this request began
 _FAULTS_CHECKED = "mock_planhat.faults_checked"
 
 

@@ -88,7 +88,6 @@ class Config:
     admin_from: list = field(default_factory=list)  # CIDRs besides loopback (--admin-from)
     rate_limit: str | None = None  # every tenant's default: planhat, N/s, N/min, off
     clock: Callable[[], float] = time.monotonic  # monotonic seconds, for the rate limits
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.unassigned not in UNASSIGNED_POLICIES:

@@ -4,7 +4,7 @@ Files are taken in file-name order (a folder: every *.yaml, *.yml, *.json in it,
 Every file is checked before anything is applied; a broken one stops the start with the
 validator's ``file:line:column`` messages. Each file's ``given`` (snapshot, companies, end
 users) is applied; with ``steps``, its steps and expectations run too, and a failing one
-stops the start.
+stops the start. The seeded tenant's recording (``GET /__admin/scenario``) starts after.
 
 The tenant is the file's own: ``settings.tenant_token`` names it (created at start, with the
 file's ``settings.api_token`` and ``tenant`` options, unless a tenant has that token already);
@@ -21,6 +21,7 @@ class InitError(Exception):
 def apply(app, paths, steps: bool = False) -> list[str]:
     """Apply the init files to ``app``'s default tenant; returns the applied files' names."""
     from .app import fake_of
+    from .recording import forget
     from .scenario import ScenarioError, Target, TenantHandle, load_scenario
     from .scenario.load import find_files
     from .scenario.run import apply_scenario
@@ -49,6 +50,7 @@ def apply(app, paths, steps: bool = False) -> list[str]:
                                                            tenant.api_token), steps)
             if not result.passed:
                 raise InitError(f"--init {scenario.file}:\n{result.render_failures()}")
+            forget(tenant)  # the seed is where a recording starts from, not part of it
     finally:
         target.close()
     return [s.file for s in scenarios]

@@ -1,15 +1,21 @@
 """Record → scenario: what a tenant received, written as a scenario file that replays it.
 
-* ``given.snapshot`` — the tenant's state just before its first Segment call (exact: ids,
-  records, report, settings), inline, in the snapshot format;
+* ``given.snapshot`` — the tenant's state just before the first recorded item — a Segment
+  call, or a Planhat request that can change state (so REST-only traffic is a recording too)
+  — exact (ids, records, report, settings), inline, in the snapshot format;
 * ``clock`` — the tenant's time at that moment;
 * ``steps`` — in the order they arrived since: every Segment call that reached ``/v1/*`` or
   ``/dock/segment``, one step each, with the keys the scenario schema knows (``messageId``
   and ``timestamp`` pinned as sent), and every Planhat request another client sent that
   could change state (``POST``/``PUT``/``PATCH``/``DELETE``, REST or tracking) as a
   ``request`` step with the status it got; a call or request the schema cannot hold (no
-  userId and no anonymousId, an alias without previousId, a body that is not JSON) is left
-  out and counted in ``description``;
+  userId and no anonymousId, an alias without previousId, a body that is not JSON, nested
+  deeper than MAX_BODY_DEPTH or holding a literal ``{saved.…}`` string) is left out and
+  counted in ``description``;
+* ``_id``s made during the recording: a request whose path segment or body value names one
+  that an earlier recorded answer gave gets it as ``{saved.idN}``, and that earlier request
+  step ``save``s it from its answer (a replay makes other ids); one no answer gave (a Segment
+  call made it) stays as it was and is counted in ``description``;
 * ``expect`` — the state now: counts; every end user and pending contact by externalId (else
   email) with its identifying fields, company name, custom fields and activity actions; each
   company with an externalId by name; the report by reason — exact when nothing was left out
@@ -26,9 +32,11 @@ step by step (a generator), so a long recording is never one big string.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 
+from .report import NO_USER_ANON_ID
 from .store import RECORDING_BYTES, Tenant
 
 IDENTIFYING = ("externalId", "email", "sourceId", "firstName", "lastName", "name", "position",
@@ -37,7 +45,9 @@ REQUEST = b"R"  # a kept Planhat request starts with this byte (a Segment call i
 RECORDED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 NOT_RECORDED_STATUS = (401, 403, 408, 413, 429)
 SEGMENT_PATHS = ("/v1/", "/dock/", "/__admin")
-NO_USER_ANON_ID = "no_user_anon_id"  # a Segment call without ids: reported, never recorded
+MAX_BODY_DEPTH = 100  # a request body nested deeper is left out (YAML writes it recursively)
+ID_SHAPE = re.compile(r"[0-9a-f]{24}")  # the fake's ids (store.new_id)
+_ID_IN_ANSWER = re.compile(rb'"[0-9a-f]{24}"')
 
 
 class RecordingError(ValueError):
@@ -54,14 +64,20 @@ def _keep(tenant: Tenant, raw: bytes) -> None:
     tenant.recording_bytes += len(raw)
 
 
-def record_calls(tenant: Tenant, calls: list) -> None:
-    """Keep Segment calls for ``GET /__admin/scenario``; the first one also keeps the state
-    before it."""
+def _begin(tenant: Tenant) -> dict:
+    """Start the recording: the state now is its ``given``. The caller holds the lock."""
     from .snapshot import dump_tenant
 
+    tenant.recording_base = {"tenant": dump_tenant(tenant), "at": tenant.now_iso()}
+    return tenant.recording_base
+
+
+def record_calls(tenant: Tenant, calls: list) -> None:
+    """Keep Segment calls for ``GET /__admin/scenario``; the first recorded item starts the
+    recording (the state before it is kept)."""
     with tenant.lock:
         if tenant.recording_base is None:
-            tenant.recording_base = {"tenant": dump_tenant(tenant), "at": tenant.now_iso()}
+            _begin(tenant)
         for call in calls:
             if not isinstance(call, dict):
                 continue
@@ -71,18 +87,53 @@ def record_calls(tenant: Tenant, calls: list) -> None:
             _keep(tenant, json.dumps(call, separators=(",", ":")).encode())
 
 
-def record_request(tenant: Tenant, method: str, path: str, query: str, status: int,
-                   body: bytes) -> None:
-    """Keep a Planhat request that arrived while the tenant is being recorded (its first
-    Segment call came already), if it can change state and be replayed (see the module)."""
-    if (method not in RECORDED_METHODS or status in NOT_RECORDED_STATUS or status >= 500
-            or path.startswith(SEGMENT_PATHS)):
-        return
-    head = json.dumps({"method": method, "path": path + (f"?{query}" if query else ""),
-                       "status": status}, separators=(",", ":")).encode()
+def forget(tenant: Tenant) -> None:
+    """Drop the tenant's recording: the next recorded item starts a new one from the state
+    then (an init file's seed is a recording's given, not its steps)."""
     with tenant.lock:
-        if tenant.recording_base is not None:
-            _keep(tenant, REQUEST + head + b"\n" + body)
+        tenant.recording_base = None
+        tenant.recording_calls = []
+        tenant.recording_bytes = 0
+        tenant.recording_dropped = 0
+
+
+def may_record(method: str, path: str) -> bool:
+    """A Planhat request of this method and path is recorded (if its answer is one to keep)."""
+    return method in RECORDED_METHODS and not path.startswith(SEGMENT_PATHS)
+
+
+def before_request(tenant: Tenant) -> dict | None:
+    """Before a Planhat request that ``may_record``: when the tenant's recording has not
+    started, it starts here (the state before this request becomes its ``given``). Returns
+    the base this request made, for ``record_request`` to take back if the request is not
+    recorded after all."""
+    with tenant.lock:
+        return _begin(tenant) if tenant.recording_base is None else None
+
+
+def record_request(tenant: Tenant, method: str, path: str, query: str, status: int,
+                   body: bytes, answer: bytes = b"", started: dict | None = None) -> None:
+    """Keep a Planhat request that arrived while the tenant is being recorded, if it can
+    change state and be replayed (see the module); its answer is kept when it holds ids, so
+    later requests naming them can be replayed. ``started``: what ``before_request`` gave."""
+    keep = may_record(method, path) and status not in NOT_RECORDED_STATUS and status < 500
+    if keep:
+        answer = answer if _ID_IN_ANSWER.search(answer) else b""
+        head = json.dumps({"method": method, "path": path + (f"?{query}" if query else ""),
+                           "status": status, "answer": len(answer)},
+                          separators=(",", ":")).encode()
+    with tenant.lock:
+        if not keep:
+            if (started is not None and tenant.recording_base is started
+                    and not tenant.recording_calls and not tenant.recording_dropped):
+                tenant.recording_base = None  # it started the recording for nothing
+            return
+        if tenant.recording_base is None:
+            return
+        if tenant.recording_dropped:
+            tenant.recording_dropped += 1
+            return
+        _keep(tenant, REQUEST + head + b"\n" + body + answer)
 
 
 def _call_keys() -> dict[str, tuple[set, list]]:
@@ -107,16 +158,19 @@ def _indent(text: str, prefix: str) -> str:
 def scenario_lines(tenant: Tenant) -> Iterator[str]:
     """The scenario file, in pieces; raises RecordingError (before the first piece) when
     there is nothing to record or the recording lost calls."""
+    from .snapshot import FORMAT, FORMAT_VERSION, dump_tenant
+
     with tenant.lock:
         base = tenant.recording_base
         calls = list(tenant.recording_calls)
         dropped = tenant.recording_dropped
-        from .snapshot import FORMAT, FORMAT_VERSION, dump_tenant
         now = dump_tenant(tenant)
         now["reportDropped"] = dict(tenant.report.dropped)
     if base is None:
         raise RecordingError("the tenant has received no Segment call (/v1/*, /dock/segment) "
-                             "since it was created, reset or restored: nothing to record")
+                             "and no Planhat request that could change it (POST, PUT, PATCH, "
+                             "DELETE) since it was created, reset or restored: nothing to "
+                             "record")
     if dropped:
         raise RecordingError(f"the recording is incomplete: {dropped} call(s) over its bound "
                              "were not kept; reset the tenant and record less traffic")
@@ -126,11 +180,18 @@ def scenario_lines(tenant: Tenant) -> Iterator[str]:
 def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
     keys = _call_keys()
     token = tenant.tenant_token
+    base_ids = _ids(base["tenant"])
+    saves, names, flagged = _id_plan(calls, token, base_ids, _ids(now) - base_ids)
 
     def steps():  # parsed again on each pass: the recording is never held as dicts
-        for raw in calls:
+        for index, raw in enumerate(calls):
             if raw.startswith(REQUEST):
-                yield _request_step(raw, token)
+                step, _ = _request_step(raw, token)
+                if step is not None:
+                    _use_saved(step["request"], names, index)
+                    if saves.get(index):
+                        step["request"]["save"] = saves[index]
+                yield step
                 continue
             call = json.loads(raw)
             kind = call.get("type")
@@ -146,18 +207,18 @@ def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
             yield {kind: body}
 
     left_out = sum(1 for step in steps() if step is None)
-    made = _made_ids(base["tenant"], now)
-    naming = sum(1 for step in steps() if step is not None and "request" in step
-                 and _names_any(step["request"], made))
     requests = sum(1 for raw in calls if raw.startswith(REQUEST))
     description = (f"Recorded by mock-planhat from tenant {token}: "
                    f"{len(calls) - requests} Segment call(s) and {requests} Planhat "
                    "request(s)")
     if left_out:
         description += f"; {left_out} the scenario schema cannot hold were left out"
-    if naming:
-        description += (f"; {naming} request(s) name an _id made during the recording, "
-                        "which differs on replay")
+    if names:
+        description += (f"; {len(names)} _id(s) made during the recording are saved from "
+                        "the answer that gave them ({saved.idN})")
+    if flagged:
+        description += (f"; {flagged} request(s) name an _id made during the recording that "
+                        "no recorded answer gave, which differs on replay")
     base_doc = {"format": fmt, "formatVersion": version, "tenants": [base["tenant"]]}
     yield _dump({"name": f"recorded from tenant {token}",
                  "description": description, "clock": base["at"]})
@@ -173,50 +234,144 @@ def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
     yield _dump({"expect": expectations(now, base["tenant"] if not left_out else None)})
 
 
-def _request_step(raw: bytes, token: str) -> dict | None:
-    """A kept request as a ``request`` step (the tenant token in its path as
-    ``{tenantToken}``), or None when its body is not JSON."""
-    from .scenario.load import TENANT_TOKEN
-
-    head, _, body = raw[len(REQUEST):].partition(b"\n")
+def _split_request(raw: bytes) -> tuple[dict, bytes, bytes]:
+    """A kept request's (head, body, answer)."""
+    head, _, rest = raw[len(REQUEST):].partition(b"\n")
     step = json.loads(head)
+    size = step.pop("answer", 0)
+    return step, rest[:len(rest) - size], rest[len(rest) - size:]
+
+
+def _request_step(raw: bytes, token: str) -> tuple[dict | None, bytes]:
+    """A kept request as a ``request`` step (the tenant token in its path as
+    ``{tenantToken}``, braces %-escaped), and its answer; the step is None when its body
+    cannot be one (see the module)."""
+    from .scenario.load import SAVED_REF, TENANT_TOKEN
+
+    step, body, answer = _split_request(raw)
     route, mark, query = step["path"].partition("?")
+    route, query = (_no_braces(part) for part in (route, query))
     step["path"] = "/".join(TENANT_TOKEN if part == token else part
                             for part in route.split("/")) + mark + query
     if body.strip():
         try:
             step["body"] = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            return None
+            return None, answer
+        for _, value in _leaves(step["body"]):
+            if value is _TOO_DEEP or isinstance(value, str) and SAVED_REF.fullmatch(value):
+                return None, answer
     status = step.pop("status")
-    return {"request": {**step, "status": status}}
+    return {"request": {**step, "status": status}}, answer
+
+
+def _no_braces(text: str) -> str:
+    """``{`` and ``}`` %-escaped: in a request step's path they mark placeholders."""
+    return text.replace("{", "%7B").replace("}", "%7D")
+
+
+_TOO_DEEP = object()
+
+
+def _leaves(value, depth: int = MAX_BODY_DEPTH) -> Iterator[tuple[tuple, object]]:
+    """(path, value) of every leaf of a JSON value, walked without recursion; a value nested
+    deeper than ``depth`` yields ``_TOO_DEEP`` once."""
+    stack = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if len(path) > depth:
+            yield path, _TOO_DEEP
+            return
+        if isinstance(item, dict):
+            stack.extend((path + (k,), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((path + (i,), v) for i, v in reversed(list(enumerate(item))))
+        else:
+            yield path, item
+
+
+def _answer_ids(answer: bytes) -> Iterator[tuple[str, str]]:
+    """(dotted path, value) of the id-shaped strings in a kept answer, in document order."""
+    if not answer:
+        return
+    try:
+        doc = json.loads(answer)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return
+    for path, value in _leaves(doc):
+        if isinstance(value, str) and ID_SHAPE.fullmatch(value) \
+                and not any("." in str(part) for part in path):
+            yield ".".join(map(str, path)), value
+
+
+def _named_ids(request: dict) -> Iterator[str]:
+    """The id-shaped path segments and body strings of a request step."""
+    for part in request["path"].partition("?")[0].split("/"):
+        if ID_SHAPE.fullmatch(part):
+            yield part
+    for _, value in _leaves(request.get("body")):
+        if isinstance(value, str) and ID_SHAPE.fullmatch(value):
+            yield value
+
+
+def _id_plan(calls: list, token: str, base_ids: set, made: set) -> tuple[dict, dict, int]:
+    """Which answers' ids later requests name: ({item index: {name: answer path}} to save,
+    {id: (name, index of the item that gave it)}, how many requests name an id made during
+    the recording that no earlier answer gave)."""
+    origin: dict[str, tuple[int, str]] = {}  # id -> (item index, answer path), first answer
+    used: set[str] = set()
+    flagged = 0
+    for index, raw in enumerate(calls):
+        if not raw.startswith(REQUEST):
+            continue
+        step, answer = _request_step(raw, token)
+        if step is not None:
+            unknown = False
+            for value in _named_ids(step["request"]):
+                if value in origin:
+                    used.add(value)
+                elif value in made:
+                    unknown = True
+            flagged += unknown
+        for path, value in _answer_ids(answer):
+            if value not in base_ids and value not in origin:
+                origin[value] = (index, path)
+    names: dict[str, tuple[str, int]] = {}
+    saves: dict[int, dict] = defaultdict(dict)
+    for value, (given, path) in origin.items():  # numbered in the order the answers came
+        if value in used:
+            names[value] = (f"id{len(names) + 1}", given)
+            saves[given][names[value][0]] = path
+    return saves, names, flagged
+
+
+def _use_saved(request: dict, names: dict, index: int) -> None:
+    """Write the ids an earlier answer gave as ``{saved.name}`` (path segments, and body
+    strings that are one)."""
+    def ref(value):
+        if isinstance(value, str) and value in names and names[value][1] < index:
+            return f"{{saved.{names[value][0]}}}"
+        return value
+
+    if not names:
+        return
+    route, mark, query = request["path"].partition("?")
+    request["path"] = "/".join(ref(part) for part in route.split("/")) + mark + query
+    body = request.get("body")
+    if isinstance(body, (dict, list)):
+        for path, value in _leaves(body):
+            if ref(value) is not value:
+                holder = body
+                for part in path[:-1]:
+                    holder = holder[part]
+                holder[path[-1]] = ref(value)
+    elif body is not None:
+        request["body"] = ref(body)
 
 
 def _ids(state: dict) -> set:
     return {record["_id"] for value in state.values() if isinstance(value, list)
             for record in value if isinstance(record, dict) and "_id" in record}
-
-
-def _made_ids(base: dict, now: dict) -> set:
-    """The ``_id``s of records made since the recording began: a replay makes others."""
-    return _ids(now) - _ids(base)
-
-
-def _names_any(request: dict, ids: set) -> bool:
-    if not ids:
-        return False
-    if any(part in ids for part in request["path"].split("?")[0].split("/")):
-        return True
-    stack = [request.get("body")]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str) and value in ids:
-            return True
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return False
 
 
 def expectations(state: dict, base: dict | None = None) -> dict:

@@ -21,6 +21,7 @@ DEFAULT_REPORT_SIZE = 10_000  # entries
 DEFAULT_REPORT_BYTES = 16 * 1024 * 1024  # per report (each tenant's, and the unknown-tenant one)
 DEFAULT_PAYLOAD_BYTES = 64 * 1024  # one stored body or payload (report and journal)
 MAX_MESSAGE_CHARS = 2_000
+NO_USER_ANON_ID = "no_user_anon_id"  # a Segment call without ids: reported, never recorded
 
 
 def bounded_text(text: str, limit: int, size: int | None = None) -> str | None:

@@ -30,7 +30,7 @@ class IdCollision(Exception):
 
 
 _last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its text)
-RECORDING_BYTES = 64 * 1024 * 1024  # Segment calls a tenant's recording keeps, in JSON bytes
+RECORDING_BYTES = 64 * 1024 * 1024  # calls and requests a tenant's recording keeps, in bytes
 
 
 def now_iso() -> str:
@@ -204,7 +204,7 @@ class Tenant:
 
     def clear(self) -> None:
         self.clock_millis: int | None = None
-        # The recording (GET /__admin/scenario): the state before the first Segment call and
+        # The recording (GET /__admin/scenario): the state before the first recorded item and
         # the calls since, as JSON bytes, bounded by RECORDING_BYTES.
         self.recording_base: dict | None = None
         self.recording_calls: list[bytes] = []

@@ -53,6 +53,9 @@ def test_init_folder_applies_given_in_file_name_order(tmp_path):
             [("ann", "Acme")]
         clock = requests.get(url + "/__admin/clock", timeout=5).json()
         assert clock["real"] is True  # no clock in the files: wall time
+        # the seed is where a recording starts from, not part of it
+        scenario = requests.get(url + "/__admin/scenario", timeout=5)
+        assert scenario.status_code == 409, scenario.text
     finally:
         code, _, err = stop(proc)
     assert code == 0 and "applied 2 init file(s)" in err

@@ -16,7 +16,7 @@ PERSONAS = {"computation_class": "audience", "computation_key": "power_users",
 
 def _traffic(url: str, tenant: str, api: str) -> None:
     headers = {"Authorization": f"Bearer {api}"}
-    # REST before the first Segment call: part of the recording's given snapshot
+    # REST before the first Segment call: it starts the recording (the first request step)
     assert requests.post(url + "/companies", headers=headers, timeout=5,
                          json={"name": "Acme", "externalId": "acme",
                                "domains": ["acme.com"]}).status_code == 200
@@ -64,11 +64,14 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         assert main(["record", "--url", url, "--tenant", made["tenantToken"], "-o",
                      str(out)]) == 0
         data = yaml.safe_load(out.read_text())
-        assert data["given"]["snapshot"]["tenants"][0]["companies"][0]["name"] == "Acme"
+        assert data["given"]["snapshot"]["tenants"][0]["companies"] == []
         kinds = [next(iter(step)) for step in data["steps"]]
-        assert kinds == ["identify", "group", "identify", "track", *["request"] * 7, "page",
-                         "identify", "track", "identify", "alias", "screen"]  # not the GET
+        assert kinds == ["request", "identify", "group", "identify", "track", *["request"] * 7,
+                         "page", "identify", "track", "identify", "alias", "screen"]  # no GET
         sent = [step["request"] for step in data["steps"] if "request" in step]
+        assert (sent[0]["method"], sent[0]["path"], sent[0]["status"]) == (
+            "POST", "/companies", 200)
+        sent = sent[1:]
         assert [(r["method"], r["path"], r["status"]) for r in sent] == [
             ("PUT", "/companies/extid-acme", 200), ("POST", "/endusers", 200),
             ("PUT", "/endusers", 206), ("DELETE", "/companies/extid-nobody", 404),
@@ -112,15 +115,65 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
 
 
-def test_rest_only_traffic_is_not_a_recording(planhat_live):
-    """The destination's REST requests (no /v1 call) are not Segment calls: nothing to record,
-    said clearly (409), not an empty scenario."""
+def test_rest_only_traffic_is_a_recording_that_replays(planhat_server, tmp_path, capsys):
+    """A tenant that received only Planhat requests (a REST client, no Segment call) is
+    recordable: the recording starts at its first write (the state before it is given), the
+    writes are request steps; run passes, and one changed expectation fails with a diff."""
+    url = planhat_server.url
+    made = requests.post(url + "/__admin/tenants", json={}, timeout=5).json()
+    headers = {"Authorization": f"Bearer {made['apiToken']}"}
+    try:
+        assert requests.get(url + "/companies", headers=headers, timeout=5).status_code == 200
+        query = "?tenant=" + made["tenantToken"]
+        nothing = requests.get(url + "/__admin/scenario" + query, timeout=5)
+        assert nothing.status_code == 409 and "nothing to record" in nothing.json()["message"]
+        # a refused write (no token) starts nothing either
+        assert requests.post(url + "/companies", json={"name": "X"}, timeout=5).status_code \
+            == 401
+        for method, path, body in [
+                ("POST", "/companies", {"name": "Acme", "externalId": "acme"}),
+                ("PUT", "/endusers", [{"externalId": "u1", "email": "ann@acme.com",
+                                       "companyExternalId": "acme", "custom": {"plan": "pro"}},
+                                      {"externalId": "u2", "email": "bob@nowhere.org"}]),
+                ("PUT", "/companies/extid-acme", {"custom": {"tier": "gold"}})]:
+            assert requests.request(method, url + path, headers=headers, json=body,
+                                    timeout=5).status_code in (200, 206)
+        out = tmp_path / "rest.yaml"
+        assert main(["record", "--url", url, "--tenant", made["tenantToken"], "-o",
+                     str(out)]) == 0
+        data = yaml.safe_load(out.read_text())
+        assert data["given"]["snapshot"]["tenants"][0]["companies"] == []
+        assert [s["request"]["method"] for s in data["steps"]] == ["POST", "PUT", "PUT"]
+        assert "0 Segment call(s) and 3 Planhat request(s)" in data["description"]
+        ann = next(e for e in data["expect"]["endusers"] if e["externalId"] == "u1")
+        assert ann["is"]["custom"] == {"plan": "pro"} and ann["is"]["companyName"] == "Acme"
+        assert data["expect"]["count"]["pending"] == 1
+        assert main(["run", str(out)]) == 0, capsys.readouterr().out
+        capsys.readouterr()
+        ann["is"]["custom"]["plan"] = "free"
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert main(["run", str(changed)]) == 1
+        text = capsys.readouterr().out
+        assert '-    "plan": "free"' in text and '+    "plan": "pro"' in text, text
+    finally:
+        requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
+
+
+def test_the_destinations_rest_requests_alone_are_a_recording(planhat_live):
+    """The destination's REST requests (no /v1 call) are Planhat requests: recorded as
+    request steps, and the recording replays."""
+    from mock_planhat.scenario.load import load_text
+
     planhat_live.destination().send({"type": "identify", "userId": "x1",
                                      "traits": {"email": "x1@x.org"}})
     response = planhat_live.target.request("GET", "/__admin/scenario?tenant="
                                            + planhat_live.tenant_token)
-    assert response.status == 409
-    assert "no Segment call" in response.json()["message"]
+    assert response.status == 200
+    scenario = load_text(response.text, "recorded.yaml")
+    assert [next(iter(step)) for step in scenario.data["steps"]] == ["request"]
+    assert scenario.data["expect"]["pending"][0]["externalId"] == "x1"
+    assert run_scenario(scenario).passed
 
 
 def test_segment_traffic_through_v1_is_recorded_and_reset_forgets_it(planhat_server):
@@ -182,7 +235,8 @@ def test_a_recording_of_10000_calls_is_a_valid_scenario(tmp_path):
 
 
 def test_a_request_that_names_a_recorded_id_is_flagged_and_its_replay_fails_clearly(client):
-    """An _id made during the recording differs on replay: the file's description says so,
+    """An _id a Segment call made during the recording (no answer gave it) differs on
+    replay: the file's description says so,
     and the replayed request's other answer is a failure naming the step and both statuses."""
     from mock_planhat.scenario.load import load_text
 
@@ -199,9 +253,74 @@ def test_a_request_that_names_a_recorded_id_is_flagged_and_its_replay_fails_clea
     scenario = load_text(text, "recorded.yaml")
     description = scenario.data["description"]
     assert "1 Segment call(s) and 2 Planhat request(s)" in description
-    assert "1 request(s) name an _id made during the recording" in description
+    assert "1 request(s) name an _id made during the recording that no recorded answer " \
+        "gave" in description
+    sent = scenario.data["steps"][1:]  # the company's _id came in an answer: saved, referred to
+    assert sent[0]["request"]["save"] == {"id1": "_id"}
+    assert sent[1]["request"]["body"] == {"companyId": "{saved.id1}"}
     result = run_scenario(scenario)
     assert not result.passed
     failure = result.failures[0]
     assert failure.label.startswith("steps[2] request PUT /endusers/"), failure.label
     assert "answered 404, expected 200" in failure.message
+
+
+def test_ids_a_rest_client_made_while_recording_are_saved_and_replayed(live_server, tmp_path,
+                                                                       capsys):
+    """A REST client (pyplanhat) creates a company and an end user, then PUTs
+    /endusers/<_id> and moves the user by companyId: the recording saves each _id from the
+    answer that gave it and the later requests refer to it, so the replay (other ids) passes."""
+    from pyplanhat import Company, EndUser, PyPlanhat
+
+    with PyPlanhat(api_key="mock-api-token", base_url=live_server.url) as client:
+        acme = client.companies.create(Company(name="Acme", external_id="acme"))
+        globex = client.companies.create(Company(name="Globex"))
+        ada = client.endusers.create(EndUser(email="ada@acme.com", company_id=acme.id,
+                                             first_name="Ada"))
+        client.endusers.update(ada.id, EndUser(last_name="Lovelace"))
+        client.endusers.update(ada.id, EndUser(company_id=globex.id))
+    out = tmp_path / "ids.yaml"
+    assert main(["record", "--url", live_server.url, "-o", str(out)]) == 0
+    data = yaml.safe_load(out.read_text())
+    sent = [step["request"] for step in data["steps"]]
+    assert [r.get("save") for r in sent] == [{"id1": "_id"}, {"id2": "_id"}, {"id3": "_id"},
+                                             None, None]
+    assert sent[2]["body"]["companyId"] == "{saved.id1}"
+    assert sent[3]["path"] == sent[4]["path"] == "/endusers/{saved.id3}"
+    assert sent[4]["body"]["companyId"] == "{saved.id2}"
+    assert "3 _id(s) made during the recording are saved" in data["description"]
+    assert data["expect"]["endusers"][0]["is"]["companyName"] == "Globex"
+    assert main(["run", str(out)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+
+    sent[1]["save"] = {"id2": "nothing.here"}  # the answer has no such value: a clear failure
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["run", str(changed)]) == 1
+    text = capsys.readouterr().out
+    assert "save id2: the answer has no value at 'nothing.here'" in text, text
+    assert "not sent: {saved.id2} has no value" in text, text
+
+
+def test_an_unknown_saved_reference_is_a_file_line_error(tmp_path, capsys):
+    path = tmp_path / "refs.yaml"
+    path.write_text("""name: refs
+steps:
+  - request: {method: POST, path: /companies, body: {name: A}, save: {acme: _id}}
+  - request: {method: PUT, path: "/companies/{saved.acme}", body: {name: B}}
+  - request:
+      method: PUT
+      path: "/endusers/{saved.ada}"
+      body: {companyId: "{saved.globex}"}
+  - request: {method: POST, path: /companies, body: {name: C}, save: {acme: _id}}
+  - request: {method: PUT, path: "/companies/{nope}", body: {name: D}}
+""")
+    assert main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(f"{path}:7:" in x and "{saved.ada}: no request step before this point saves "
+               "'ada' (saved: acme)" in x for x in lines), lines
+    assert any(f"{path}:8:" in x and "steps[2].request.body.companyId" in x
+               and "'globex'" in x for x in lines), lines
+    assert any(f"{path}:9:" in x and "'acme' was saved by an earlier request step" in x
+               for x in lines), lines
+    assert any(f"{path}:10:" in x and "the only placeholders are" in x for x in lines), lines

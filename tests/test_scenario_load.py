@@ -193,7 +193,7 @@ steps:
                for p in found), found
     assert any(p.startswith(f"{path}:5:") and "steps[2].request.path" in p
                and "admin API" in p for p in found), found
-    assert any(p.startswith(f"{path}:6:") and "only placeholder is {tenantToken}" in p
+    assert any(p.startswith(f"{path}:6:") and "only placeholders are {tenantToken}" in p
                for p in found), found
     assert any(p.startswith(f"{path}:7:") and "steps[4].request.path" in p for p in found)
     assert any(p.startswith(f"{path}:7:") and "steps[4].request.status" in p for p in found)

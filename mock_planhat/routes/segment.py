@@ -56,6 +56,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from translator import Destination, Settings, WsgiTransport
+from translator.segment import CALL_TYPES
 
 from ..app import attribute_tenant
 from ..auth import token_from_header
@@ -64,18 +65,17 @@ from ..journal import CAUSED, JOURNAL_BODY, PARENT
 from ..matching import Outcome
 from ..ratelimit import EXEMPT
 from ..recording import record_calls
+from ..report import NO_USER_ANON_ID
 from .common import trace
 
 bp = Blueprint("segment", __name__)
 
-CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_CALL_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_CALLS = 2_500
 INTERNAL_BASE = "http://mock-planhat.internal"  # the in-process Planhat the translator targets
 RETRY_BACKOFF_BASE = 0.005  # seconds; the inner requests never leave the process
 RETRY_BACKOFF_MAX = 0.05
-NO_USER_ANON_ID = "no_user_anon_id"
 DELIVERY_FAILED = "delivery_failed"
 
 

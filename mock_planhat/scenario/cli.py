@@ -23,7 +23,9 @@ def add_parsers(sub) -> None:
                                    "afterwards")
     run.add_argument("--keep", action="store_true",
                      help="with --url: keep each file's tenant on the server to look at it")
-    run.add_argument("--delivery", choices=("rest", "dock"), default=None,
+    from translator.settings import DELIVERY_MODES
+
+    run.add_argument("--delivery", choices=DELIVERY_MODES, default=None,
                      help="deliver every file's calls this way, whatever its settings.delivery "
                           "says: rest (the translator's REST requests) or dock (each call to "
                           "/dock/segment, as Segment's cloud does)")
@@ -43,9 +45,9 @@ def add_parsers(sub) -> None:
         "record", help="write a scenario file from what a tenant of a running fake received",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a scenario file that replays what one tenant of a running fake "
-                    "received: its state before the first Segment call as given.snapshot, "
-                    "every Segment call and Planhat request since as a step, and its state "
-                    "now as expect.",
+                    "received: its state before the first Segment call or Planhat write as "
+                    "given.snapshot, every Segment call and Planhat write since as a step, and "
+                    "its state now as expect.",
         epilog="example:\n  mock-planhat record --url http://127.0.0.1:8765 -o regression.yaml"
                "\n  mock-planhat run regression.yaml")
     record.add_argument("--url", required=True, help="the running mock-planhat")

@@ -19,13 +19,15 @@ from typing import Any
 import jsonschema
 import yaml
 
+from translator.segment import CALL_TYPES
+
 from ..models import MODELS
 
 SUFFIXES = (".yaml", ".yml", ".json")
 ACTIONS = ("identify", "track", "page", "screen", "group", "alias", "generate", "audience",
            "computed_trait", "fault", "clock", "request", "expect")
-CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 TENANT_TOKEN = "{tenantToken}"  # in a request step's path: the scenario tenant's token
+SAVED_REF = re.compile(r"\{saved\.([A-Za-z_][A-Za-z0-9_]*)\}")  # a value a request step saved
 REQUEST_REFUSED = ("/__admin", "/v1/", "/dock/")  # not Planhat's API: a request step refuses
 REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\[(-?\d*)(?:(:)(-?\d*))?\]$")
 
@@ -211,6 +213,7 @@ class _Checker:
         self.generated: dict[str, int] = {}
         self.audiences: set[str] = set()
         self.traits: set[str] = set()
+        self.saved: set[str] = set()
 
     def add(self, path, message) -> None:
         self.problems.append((tuple(path), message))
@@ -274,16 +277,41 @@ class _Checker:
 
     def request(self, path, body: dict) -> None:
         where = body.get("path")
-        if not isinstance(where, str):
-            return
-        route = where.split("?", 1)[0]
-        if route.startswith(REQUEST_REFUSED):
-            self.add(path + ("path",), f"{route!r}: a request step sends a Planhat request; "
-                     "Segment calls are call steps (identify, track, ...) and the admin API "
-                     "is the runner's")
-        if "{" in where.replace(TENANT_TOKEN, "") or "}" in where.replace(TENANT_TOKEN, ""):
-            self.add(path + ("path",), f"{where[:100]!r}: the only placeholder is "
-                     f"{TENANT_TOKEN}")
+        if isinstance(where, str):
+            route = where.split("?", 1)[0]
+            if route.startswith(REQUEST_REFUSED):
+                self.add(path + ("path",), f"{route!r}: a request step sends a Planhat "
+                         "request; Segment calls are call steps (identify, track, ...) and the "
+                         "admin API is the runner's")
+            rest = SAVED_REF.sub("", where.replace(TENANT_TOKEN, ""))
+            if "{" in rest or "}" in rest:
+                self.add(path + ("path",), f"{where[:100]!r}: the only placeholders are "
+                         f"{TENANT_TOKEN} and {{saved.NAME}} (write a literal brace as %7B, "
+                         "%7D)")
+            for name in SAVED_REF.findall(where):
+                self.saved_ref(path + ("path",), name)
+        stack = [(path + ("body",), body.get("body"))] if "body" in body else []
+        while stack:  # iterative: a body may be nested deeply
+            here, value = stack.pop()
+            if isinstance(value, dict):
+                stack += [(here + (k,), v) for k, v in value.items()]
+            elif isinstance(value, list):
+                stack += [(here + (i,), v) for i, v in enumerate(value)]
+            elif isinstance(value, str) and SAVED_REF.fullmatch(value):
+                self.saved_ref(here, SAVED_REF.fullmatch(value).group(1))
+        save = body.get("save")
+        if isinstance(save, dict):
+            for name in save:
+                if name in self.saved:
+                    self.add(("key",) + path + ("save", name), f"{name!r} was saved by an "
+                             "earlier request step already; give this value another name")
+            self.saved.update(save)
+
+    def saved_ref(self, path, name: str) -> None:
+        if name not in self.saved:
+            known = ", ".join(sorted(self.saved)) or "none so far"
+            self.add(path, f"{{saved.{name}}}: no request step before this point saves "
+                     f"{name!r} (saved: {known})")
 
     def call(self, path, kind: str, body: dict) -> None:
         if kind in ("identify", "track", "page", "screen", "group"):

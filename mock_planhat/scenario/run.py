@@ -29,7 +29,7 @@ from translator.settings import DELIVERY_MODES
 
 from ..models import MODELS
 from .assertions import Mismatch, check
-from .load import TENANT_TOKEN, Scenario, ScenarioError, load_scenario
+from .load import SAVED_REF, TENANT_TOKEN, Scenario, ScenarioError, load_scenario
 from .plan import DEFAULT_CLOCK, iter_plan
 
 IN_PROCESS_BASE = "http://mock-planhat.local"
@@ -391,6 +391,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                                                                                  "api"))
     delivered = _no_deliveries()
     unchecked: list[tuple[str, str, str]] = []  # failed deliveries no expect looked at
+    saved: dict = {}  # request steps' saved values, by name
     for action in actions:
         where = scenario.where(action.path)
         if action.kind == "send":
@@ -415,7 +416,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                 result.failures.append(StepFailure(where, action.label, message=str(exc)))
                 return tenant
         elif action.kind == "request":
-            message = _request(tenant, action.request)
+            message = _request(tenant, action.request, saved)
             if message:  # shown with the others at the end; the next steps still run
                 result.failures.append(StepFailure(where, action.label, message=message))
         elif action.kind == "fault":
@@ -461,18 +462,78 @@ def _patient(tenant: TenantHandle, method: str, path: str, body, take_429: bool 
     return response
 
 
-def _request(tenant: TenantHandle, step: dict) -> str:
+def _request(tenant: TenantHandle, step: dict, saved: dict) -> str:
     """Send a request step with the tenant's API token (riding out 429s, unless it expects
-    one); what is wrong with its answer, or ''."""
+    one), its ``{saved.NAME}`` filled in, and save what it asks from the answer; what is
+    wrong, or ''."""
     method = step["method"]
-    path = step["path"].replace(TENANT_TOKEN, quote(tenant.tenant_token, safe=""))
+    in_body = _saved_in(step.get("body"))
+    missing = sorted({name for name in SAVED_REF.findall(step["path"]) if name not in saved}
+                     | {name for name in in_body if name not in saved})
+    if missing:
+        refs = ", ".join(f"{{saved.{name}}}" for name in missing)
+        return f"not sent: {refs} has no value (the step that saves it failed)"
+    path = SAVED_REF.sub(lambda m: quote(str(saved[m.group(1)]), safe=""),
+                         step["path"].replace(TENANT_TOKEN, quote(tenant.tenant_token, safe="")))
     expected = step.get("status")
-    response = _patient(tenant, method, path, step.get("body"), expected == 429)
-    if expected is None and 200 <= response.status < 300 or response.status == expected:
-        return ""
-    wanted = expected if expected is not None else "2xx"
-    return (f"{method} {path} answered {response.status}, expected {wanted}: "
-            f"{response.text[:300]}")
+    body = _fill(step.get("body"), saved) if in_body else step.get("body")
+    response = _patient(tenant, method, path, body, expected == 429)
+    problems = []
+    if not (expected is None and 200 <= response.status < 300 or response.status == expected):
+        wanted = expected if expected is not None else "2xx"
+        problems.append(f"{method} {path} answered {response.status}, expected {wanted}: "
+                        f"{response.text[:300]}")
+    for name, where in (step.get("save") or {}).items():
+        value = _pick(response, where)
+        if value is None:
+            problems.append(f"save {name}: the answer has no value at {where!r}: "
+                            f"{response.text[:300]}")
+        else:
+            saved[name] = value
+    return "\n".join(problems)
+
+
+def _saved_in(body) -> set:
+    """The names a request body's ``{saved.NAME}`` strings refer to."""
+    names, stack = set(), [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and SAVED_REF.fullmatch(value):
+            names.add(SAVED_REF.fullmatch(value).group(1))
+    return names
+
+
+def _fill(body, saved: dict):
+    """The body with each string that is exactly ``{saved.NAME}`` replaced by that value (the
+    loader bounded the body's depth by the YAML/JSON parser's)."""
+    if isinstance(body, dict):
+        return {k: _fill(v, saved) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_fill(v, saved) for v in body]
+    if isinstance(body, str) and SAVED_REF.fullmatch(body):
+        return saved[SAVED_REF.fullmatch(body).group(1)]
+    return body
+
+
+def _pick(response, where: str):
+    """The scalar at a dotted path of a JSON answer (list items by number), or None."""
+    try:
+        value = response.json()
+    except ValueError:
+        return None
+    for part in where.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _read_state(tenant: TenantHandle) -> dict:
