@@ -217,3 +217,19 @@ def test_output_cut_short_by_its_reader_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_request_step_cannot_reach_the_admin_api_by_another_spelling(tmp_path):
+    """Regression: '//__admin/reset' passed the check (it looked for '/__admin' at the start)
+    and the server, which merges leading slashes, reset the tenant; '%5F%5Fadmin' is decoded
+    by the server too; '..' is not resolved and never meant what it says."""
+    spellings = ["//__admin/reset", "/%5F%5Fadmin/reset", "///v1/identify", "/%64ock/segment",
+                 "/companies/../__admin/reset", "/./companies", "/", "//"]
+    steps = "".join(f"  - request: {{method: POST, path: '{p}', body: {{}}}}\n"
+                    for p in spellings)
+    path = write(tmp_path, "name: sneaky\nsteps:\n" + steps)
+    found = problems(path)
+    for line, spelling in enumerate(spellings, start=3):
+        assert any(p.startswith(f"{path}:{line}:") and f"steps[{line - 3}].request.path" in p
+                   for p in found), (spelling, found)
+    assert len(found) == len(spellings), found

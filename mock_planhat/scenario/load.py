@@ -15,6 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
 import yaml
@@ -28,7 +29,7 @@ ACTIONS = ("identify", "track", "page", "screen", "group", "alias", "generate", 
            "computed_trait", "fault", "clock", "request", "expect")
 TENANT_TOKEN = "{tenantToken}"  # in a request step's path: the scenario tenant's token
 SAVED_REF = re.compile(r"\{saved\.([A-Za-z_][A-Za-z0-9_]*)\}")  # a value a request step saved
-REQUEST_REFUSED = ("/__admin", "/v1/", "/dock/")  # not Planhat's API: a request step refuses
+REQUEST_REFUSED = ("__admin", "v1", "dock")  # not Planhat's API: a request step refuses
 REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\[(-?\d*)(?:(:)(-?\d*))?\]$")
 
 Path_ = tuple  # a path inside the document: ("steps", 3, "identify", "userId")
@@ -279,10 +280,15 @@ class _Checker:
         where = body.get("path")
         if isinstance(where, str):
             route = where.split("?", 1)[0]
-            if route.startswith(REQUEST_REFUSED):
-                self.add(path + ("path",), f"{route!r}: a request step sends a Planhat "
+            # as the server reads it: %-escapes decoded, leading slashes merged
+            parts = unquote(route).lstrip("/").split("/")
+            if "." in parts or ".." in parts:
+                self.add(path + ("path",), f"{route[:100]!r}: '.' and '..' segments are not "
+                         "resolved by the server; write the path they mean")
+            elif parts[0] in REQUEST_REFUSED or parts == [""]:
+                self.add(path + ("path",), f"{route[:100]!r}: a request step sends a Planhat "
                          "request; Segment calls are call steps (identify, track, ...) and the "
-                         "admin API is the runner's")
+                         "admin API and the dashboard are the runner's")
             rest = SAVED_REF.sub("", where.replace(TENANT_TOKEN, ""))
             if "{" in rest or "}" in rest:
                 self.add(path + ("path",), f"{where[:100]!r}: the only placeholders are "
