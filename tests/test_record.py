@@ -298,7 +298,7 @@ def test_ids_a_rest_client_made_while_recording_are_saved_and_replayed(live_serv
     changed.write_text(yaml.safe_dump(data, sort_keys=False))
     assert main(["run", str(changed)]) == 1
     text = capsys.readouterr().out
-    assert "save id2: the answer has no value at 'nothing.here'" in text, text
+    assert "save id2: the answer has no string or number at 'nothing.here'" in text, text
     assert "not sent: {saved.id2} has no value" in text, text
 
 

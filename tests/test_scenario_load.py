@@ -233,3 +233,26 @@ def test_a_request_step_cannot_reach_the_admin_api_by_another_spelling(tmp_path)
         assert any(p.startswith(f"{path}:{line}:") and f"steps[{line - 3}].request.path" in p
                    for p in found), (spelling, found)
     assert len(found) == len(spellings), found
+
+
+def test_a_file_nested_too_deeply_is_a_problem_not_a_traceback(tmp_path):
+    """Regression: a request body nested a few hundred levels deep made the YAML parser (and
+    the JSON one, deeper) raise RecursionError: `validate` printed a traceback."""
+    import subprocess
+    import sys
+
+    for depth in (500, 100_000):
+        body = "[" * depth + "]" * depth
+        yaml_file = write(tmp_path, "name: deep\nsteps:\n  - request:\n      method: POST\n"
+                          "      path: /companies\n      body: " + body + "\n")
+        json_file = tmp_path / "deep.json"
+        json_file.write_text('{"name": "deep", "steps": [{"request": {"method": "POST", '
+                             '"path": "/companies",\n "body": ' + body + "}}]}")
+        for path, line in ((yaml_file, 6), (json_file, 2)):
+            found = problems(path)
+            assert len(found) == 1 and found[0].startswith(f"{path}:{line}:") \
+                and "nested too deeply" in found[0], found
+        done = subprocess.run([sys.executable, "-m", "mock_planhat", "validate",
+                               str(yaml_file)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "nested too deeply" in done.stdout

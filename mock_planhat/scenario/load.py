@@ -122,6 +122,32 @@ def _walk(node, path: Path_, marks: dict, dupes: list) -> None:
 
 def parse_text(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
     """(data, marks, problems) for a YAML or JSON text; data is None after a syntax error."""
+    try:
+        return _parse_text(text, file)
+    except RecursionError:  # the parsers (and the position walk) recurse per level
+        line, column = _deep_point(text)
+        return None, {}, [Problem(file, line, column, "", "nested too deeply to read (keep "
+                                  "lists and mappings under a few hundred levels)")]
+
+
+def _deep_point(text: str, depth: int = 100) -> tuple[int, int]:
+    """Where flow brackets first nest ``depth`` levels deep (roughly: quotes are not
+    skipped), else (1, 1)."""
+    level = 0
+    line, start = 1, 0
+    for index, char in enumerate(text):
+        if char == "\n":
+            line, start = line + 1, index + 1
+        elif char in "[{":
+            level += 1
+            if level >= depth:
+                return line, index - start + 1
+        elif char in "]}":
+            level -= 1
+    return 1, 1
+
+
+def _parse_text(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
     problems: list[Problem] = []
     marks: dict = {}
     is_json = file.endswith(".json")

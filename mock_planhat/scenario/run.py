@@ -486,7 +486,7 @@ def _request(tenant: TenantHandle, step: dict, saved: dict) -> str:
     for name, where in (step.get("save") or {}).items():
         value = _pick(response, where)
         if value is None:
-            problems.append(f"save {name}: the answer has no value at {where!r}: "
+            problems.append(f"save {name}: the answer has no string or number at {where!r}: "
                             f"{response.text[:300]}")
         else:
             saved[name] = value
