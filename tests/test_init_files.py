@@ -232,3 +232,18 @@ def test_init_environment_and_tenant_mistakes_are_one_line_errors(tmp_path, monk
     assert main(["--port", "0", "--init", str(clash)]) == 2
     err = capsys.readouterr().err
     assert f"{clash}:4" in err and "another API token" in err and "Traceback" not in err
+
+
+def test_odd_init_paths_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    """Regression: MOCK_PLANHAT_INIT (or `validate`) naming a path too long for the file
+    system raised an OSError traceback; a path with a newline made a two-line error."""
+    for value in ("a" * 5000, f"{tmp_path}/x\ny.yaml"):
+        monkeypatch.setenv("MOCK_PLANHAT_INIT", value)
+        assert main(["--port", "0"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "no such file or folder" in lines[0], lines
+        assert len(lines[0]) < 400, lines
+    monkeypatch.delenv("MOCK_PLANHAT_INIT")
+    assert main(["validate", "b" * 5000]) == 2
+    out = capsys.readouterr()
+    assert "no such file or folder" in out.out + out.err

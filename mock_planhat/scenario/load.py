@@ -542,10 +542,20 @@ def find_files(paths) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
-        elif path.exists():
-            out.append(path)
-        else:
-            raise FileNotFoundError(str(raw))
+        try:
+            if path.is_dir():
+                out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+                continue
+            found = path.exists()
+        except OSError:  # a name too long for the file system, ...: no such file either
+            found = False
+        if not found:
+            raise FileNotFoundError(_shown(str(raw)))
+        out.append(path)
     return out
+
+
+def _shown(name: str, limit: int = 200) -> str:
+    """A path as a one-line message shows it: control characters escaped, a long one cut."""
+    text = name if name.isprintable() else repr(name)[1:-1]
+    return text if len(text) <= limit else text[:limit] + f"... ({len(name)} characters)"
