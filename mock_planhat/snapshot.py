@@ -229,7 +229,7 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])
-    _fill_report(scratch.report, item)
+    _fill_report(scratch.report, item, where)
     return scratch
 
 
@@ -245,17 +245,27 @@ def _with_company(scratch: Tenant, record: dict, field: str, where: str) -> dict
     return record
 
 
-def _fill_report(report: Report, item: dict) -> None:
-    """Add ``item``'s ``report`` entries and take its ``reportCounts``."""
-    for entry in item.get("report") or []:
+def _fill_report(report: Report, item: dict, where: str) -> None:
+    """Add ``item``'s ``report`` entries and take its ``reportCounts``: a reason counts at
+    least its entries, and what is counted but not kept (by the snapshot, or now by this
+    report's bounds) is ``dropped``, so ``counts == kept + dropped`` holds; a reason without
+    a count counts its entries."""
+    entries = item.get("report") or []
+    counts = item.get("reportCounts")
+    if counts is not None:
+        given = Counter(entry["reason"] for entry in entries)
+        for reason, count in counts.items():
+            if count < given[reason]:
+                raise SnapshotError(f"{where}.reportCounts.{reason}", f"{count} is fewer than "
+                                    f"the report's {given[reason]} {reason!r} entries")
+        counts = {**given, **counts}  # a reason without a count: its entries
+    for entry in entries:
         entry = dict(entry)
         report.add(entry, entry.pop("payload", None))
-    counts = item.get("reportCounts")
     if counts is not None:  # entries past the report's bound are counted, not kept
-        kept = Counter(report.counts)
+        kept = Counter({k: v - report.dropped[k] for k, v in report.counts.items()})
         report.counts = Counter(counts)
-        report.dropped = Counter({k: max(0, v - kept[k]) for k, v in counts.items()
-                                  if v > kept[k]})
+        report.dropped = Counter({k: v - kept[k] for k, v in counts.items() if v > kept[k]})
 
 
 def _rate_limit(item: dict):
@@ -304,7 +314,7 @@ def restore(registry, doc, tenant: Tenant | None = None) -> list[Tenant]:
     if UNKNOWN_TENANT in doc:
         config = registry.config
         unknown = Report(config.report_size, config.report_bytes, config.payload_bytes)
-        _fill_report(unknown, doc[UNKNOWN_TENANT])
+        _fill_report(unknown, doc[UNKNOWN_TENANT], UNKNOWN_TENANT)
     restored = []
     for other in registry.all():
         if other is not default:

@@ -401,3 +401,30 @@ def test_the_unknown_tenant_report_is_part_of_a_whole_server_snapshot(client, tm
     del doc["unknownTenant"]
     assert other.put("/__admin/snapshot", json=doc).status_code == 200
     assert _unknown_report(other) == {"counts": {}, "entries": []}
+
+
+def test_restored_report_counts_stay_consistent_with_the_entries(client):
+    """Regression: a snapshot whose report held more entries than the report keeps lost the
+    difference silently (dropped stayed 0, so counts != kept + dropped); counts fewer than the
+    entries, or past 2**53, were taken as given."""
+    doc = client.get("/__admin/snapshot").get_json()
+    entry = {"reason": "x", "message": "m", "at": "2024-01-01T00:00:00.000Z",
+             "source": "/companies", "payload": {"a": 1}}
+    tenant = doc["tenants"][0]
+    tenant["report"], tenant["reportCounts"] = [entry] * 10_050, {"x": 10_060}
+    assert client.put("/__admin/snapshot", json=doc).status_code == 200
+    report = client.get("/__admin/report").get_json()
+    assert (report["counts"], report["dropped"], report["kept"]) == \
+        ({"x": 10_060}, {"x": 60}, 10_000)
+    for counts, field in (({"x": 3}, "tenants[0].reportCounts.x"),
+                          ({"x": 2 ** 60}, "tenants[0].reportCounts.x")):
+        tenant["report"], tenant["reportCounts"] = [entry] * 5, counts
+        answer = client.put("/__admin/snapshot", json=doc)
+        assert answer.status_code == 400 and answer.get_json()["field"] == field, answer.data
+    assert client.get("/__admin/report").get_json()["counts"] == {"x": 10_060}  # unchanged
+    doc["unknownTenant"] = {"report": [dict(entry, reason="unknown_tenant")] * 2,
+                            "reportCounts": {"unknown_tenant": 1}}
+    tenant["reportCounts"] = {"x": 5}
+    answer = client.put("/__admin/snapshot", json=doc)
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "unknownTenant.reportCounts.unknown_tenant"
