@@ -7,7 +7,7 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import ClientDisconnected
@@ -110,7 +110,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                     and PARENT not in environ and _EARLY not in environ):
                 answer = b"" if response.is_streamed or req.method not in \
                     recording.RECORDED_METHODS else response.get_data()
-                recording.record_request(tenant, req.method, _raw_path(environ), query,
+                recording.record_request(tenant, req.method, _raw_path(environ),
+                                         quote(req.query_string, safe=_URI_SAFE),
                                          response.status_code, body, answer,
                                          environ.get(_STARTED))
         return response
@@ -292,8 +293,26 @@ def _raw_path(environ) -> str:
     the server's raw URI when it gives one, else the decoded path escaped again."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw and raw.startswith("/"):
-        return raw.partition("?")[0]
+        # a WSGI string holds bytes as latin-1 (werkzeug's server encodes them once more):
+        # the form whose decoding is the path the app routed on, other bytes %-escaped
+        raw = raw.partition("?")[0]
+        for data in _byte_forms(raw):
+            path = quote(data, safe=_URI_SAFE)
+            if unquote(path) == request.path:
+                return path
     return quote(request.path, safe="/:@!$&'()*+,;=-._~")
+
+
+def _byte_forms(raw: str):
+    data = raw.encode("latin-1", "replace")
+    yield data
+    try:
+        yield data.decode("utf-8").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        pass
+
+
+_URI_SAFE = "/:@!$&'()*+,;=-._~%?"  # kept as sent; %-escapes stay escaped
 
 
 def _is_admin(path: str) -> bool:

@@ -144,10 +144,21 @@ def _call_keys() -> dict[str, tuple[set, list]]:
             for kind in CALL_TYPES}
 
 
+_YAML_BREAKS = ("\x85", "\u2028", "\u2029")  # YAML 1.1 line breaks PyYAML folds when read back
+
+
 def _dump(value) -> str:
     import yaml
 
-    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper, data: str):  # double quotes escape them; the other styles write them
+        style = '"' if any(c in data for c in _YAML_BREAKS) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(value, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _indent(text: str, prefix: str) -> str:
