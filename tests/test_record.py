@@ -54,6 +54,14 @@ def _traffic(url: str, tenant: str, api: str) -> None:
                          timeout=5).status_code == 200
 
 
+def _run_changed(data: dict, tmp_path, capsys) -> str:
+    """Write ``data`` as a scenario file, run it, expect a failure; its output."""
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["run", str(changed)]) == 1
+    return capsys.readouterr().out
+
+
 def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, tmp_path,
                                                                  capsys):
     url = planhat_server.url
@@ -98,18 +106,13 @@ def test_record_then_run_passes_and_a_changed_expectation_fails(planhat_server, 
         capsys.readouterr()
 
         ann["is"]["custom"]["plan"] = "free"  # one expectation changed
-        changed = tmp_path / "changed.yaml"
-        changed.write_text(yaml.safe_dump(data, sort_keys=False))
-        assert main(["run", str(changed)]) == 1
-        text = capsys.readouterr().out
+        text = _run_changed(data, tmp_path, capsys)
         assert "FAIL" in text and "(externalId 'u1') fields" in text, text
         assert '-    "plan": "free"' in text and '+    "plan": "pro"' in text, text
 
         ann["is"]["custom"]["plan"] = "pro"
         data["expect"]["report"]["unknown_user"] = 3  # exact: one more is a failure
-        changed.write_text(yaml.safe_dump(data, sort_keys=False))
-        assert main(["run", str(changed)]) == 1
-        text = capsys.readouterr().out
+        text = _run_changed(data, tmp_path, capsys)
         assert "report.unknown_user" in text and "expected: 3" in text, text
     finally:
         requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
@@ -151,10 +154,7 @@ def test_rest_only_traffic_is_a_recording_that_replays(planhat_server, tmp_path,
         assert main(["run", str(out)]) == 0, capsys.readouterr().out
         capsys.readouterr()
         ann["is"]["custom"]["plan"] = "free"
-        changed = tmp_path / "changed.yaml"
-        changed.write_text(yaml.safe_dump(data, sort_keys=False))
-        assert main(["run", str(changed)]) == 1
-        text = capsys.readouterr().out
+        text = _run_changed(data, tmp_path, capsys)
         assert '-    "plan": "free"' in text and '+    "plan": "pro"' in text, text
     finally:
         requests.delete(url + "/__admin/tenants/" + made["tenantToken"], timeout=5)
@@ -294,10 +294,7 @@ def test_ids_a_rest_client_made_while_recording_are_saved_and_replayed(live_serv
     capsys.readouterr()
 
     sent[1]["save"] = {"id2": "nothing.here"}  # the answer has no such value: a clear failure
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(data, sort_keys=False))
-    assert main(["run", str(changed)]) == 1
-    text = capsys.readouterr().out
+    text = _run_changed(data, tmp_path, capsys)
     assert "save id2: the answer has no string or number at 'nothing.here'" in text, text
     assert "not sent: {saved.id2} has no value" in text, text
 
