@@ -35,6 +35,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from functools import lru_cache
 
 from .report import NO_USER_ANON_ID
 from .store import RECORDING_BYTES, Tenant
@@ -147,7 +148,8 @@ def _call_keys() -> dict[str, tuple[set, list]]:
 _YAML_BREAKS = ("\x85", "\u2028", "\u2029")  # YAML 1.1 line breaks PyYAML folds when read back
 
 
-def _dump(value) -> str:
+@lru_cache(maxsize=1)
+def _dumper():
     import yaml
 
     class Dumper(yaml.SafeDumper):
@@ -158,7 +160,13 @@ def _dump(value) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     Dumper.add_representer(str, text)
-    return yaml.dump(value, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return Dumper
+
+
+def _dump(value) -> str:
+    import yaml
+
+    return yaml.dump(value, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
 
 
 def _indent(text: str, prefix: str) -> str:
