@@ -18,6 +18,8 @@ from datetime import date
 from functools import cached_property
 
 from .records import (
+    COMPANY_FIELDS,
+    ENDUSER_FIELDS,
     FieldError,
     _bool,
     _email,
@@ -29,6 +31,7 @@ from .records import (
     _text,
     _type_name,
 )
+from .store import norm_email
 
 EPOCH = date(1970, 1, 1)
 
@@ -114,6 +117,9 @@ class Model:
     defaults: dict = field(default_factory=dict)
     prepare: Callable | None = None  # hook(tenant, row, old) -> row; may raise FieldError
     example: dict = field(default_factory=dict)  # a valid new row (tests, docs, OpenAPI)
+    common_fields: bool = True  # COMMON_FIELDS are checked too (not for companies, end users)
+    shared: dict = field(default_factory=dict)  # index name -> record -> its values (shared keys)
+    holds: bool = False  # keeps held records beside its own (end users: pending contacts)
 
     @property
     def company_owned(self) -> bool:
@@ -124,7 +130,7 @@ class Model:
     def checks(self) -> dict:
         """The field checks of a row (common fields and the model's): built once per model,
         read for every row."""
-        return {**COMMON_FIELDS, **self.fields}
+        return {**COMMON_FIELDS, **self.fields} if self.common_fields else dict(self.fields)
 
     @property
     def list_filters(self) -> tuple[str, ...]:
@@ -240,4 +246,22 @@ MODELS: tuple[Model, ...] = (
           example={"email": "csm@vendor.com", "firstName": "Cy", "lastName": "Sm"}),
 )
 
-BY_PATH = {m.path: m for m in MODELS}
+
+# ----- companies and end users: rows of the same table, with their own rules as hooks --------
+def _domains(record: dict) -> list[str]:
+    return [d.lower() for d in record.get("domains") or ()]
+
+
+def _emails(record: dict) -> list[str]:
+    email = record.get("email")
+    return [norm_email(email)] if email else []
+
+
+COMPANY = Model("company", "companies", "Company", ("name",), COMPANY_FIELDS,
+                company_field=None, max_limit=5_000, common_fields=False,
+                shared={"domain": _domains})
+ENDUSER = Model("end user", "endusers", "EndUser", (), ENDUSER_FIELDS,
+                common_fields=False, shared={"email": _emails}, holds=True)
+
+TABLE: tuple[Model, ...] = (COMPANY, ENDUSER, *MODELS)  # every object the fake stores
+BY_PATH = {m.path: m for m in TABLE}

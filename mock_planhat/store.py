@@ -15,7 +15,6 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from .models import MODELS
 from .report import DEFAULT_PAYLOAD_BYTES, DEFAULT_REPORT_BYTES, DEFAULT_REPORT_SIZE, Report
 
 
@@ -104,18 +103,30 @@ class _MultiIndex:
 
 
 class Collection:
-    """The records of one model (licenses, tasks, ...): by ``_id``, with unique ``externalId`` and
-    ``sourceId`` indexes and the owning company's ``_id`` -> record ids."""
+    """The records of one model of `models.TABLE` (companies, end users, licenses, ...): by
+    ``_id``, with unique ``externalId`` and ``sourceId`` indexes, the owning company's ``_id`` ->
+    record ids, and the model's shared-key indexes (a company's domains, an end user's email).
 
-    def __init__(self, company_field: str | None) -> None:
-        self.company_field = company_field
+    A model that ``holds`` records (end users: pending contacts) keeps them in ``held``: found
+    by ``_id`` and by their keys like the others, but not among ``records`` and in no company.
+    Writing a record of such a model moves it to the end of its dict (as end users always
+    have); other models keep a record in its place."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.company_field = model.company_field
+        self.holds = model.holds
         self.records: dict[str, dict] = {}
+        self.held: dict[str, dict] = {}
         self.ext = _KeyIndex()
         self.src = _KeyIndex()
         self.by_company = _MultiIndex()
+        self.shared = {name: (_MultiIndex(), values) for name, values in model.shared.items()}
 
     def get(self, rid) -> dict | None:
-        return self.records.get(rid) if isinstance(rid, str) else None
+        if not isinstance(rid, str):
+            return None
+        return self.records.get(rid) or self.held.get(rid)
 
     def by_external_id(self, value) -> dict | None:
         return self.get(self.ext.get(value))
@@ -123,25 +134,48 @@ class Collection:
     def by_source_id(self, value) -> dict | None:
         return self.get(self.src.get(value))
 
+    def by_shared(self, name: str, value) -> list[dict]:
+        """The records (held ones included) whose shared key ``name`` has ``value``."""
+        return [self.get(r) for r in self.shared[name][0].get(value)]
+
     def of_company(self, cid: str) -> list[dict]:
         return [self.records[r] for r in self.by_company.get(cid)]
 
-    def put(self, record: dict, old: dict | None = None) -> dict:
+    def put(self, record: dict, old: dict | None = None, held: bool = False) -> dict:
+        """Insert or replace a record, keeping every index in step."""
         rid = record["_id"]
+        if old is None and (rid in self.records or rid in self.held):
+            article = "an" if self.model.name[0] in "aeiou" else "a"
+            raise IdCollision(f"_id: {article} {self.model.name} has _id {rid} already")
         self.ext.set(old and old.get("externalId"), record.get("externalId"), rid)
         self.src.set(old and old.get("sourceId"), record.get("sourceId"), rid)
+        for index, values in self.shared.values():
+            before = values(old) if old is not None else ()
+            after = values(record)
+            if before != after:
+                for value in before:
+                    index.discard(value, rid)
+                for value in after:
+                    index.add(value, rid)
         if self.company_field:
             if old is not None:
                 self.by_company.discard(old.get(self.company_field), rid)
-            self.by_company.add(record.get(self.company_field), rid)
-        self.records[rid] = record
+            if not held:
+                self.by_company.add(record.get(self.company_field), rid)
+        if self.holds:
+            self.held.pop(rid, None)
+            self.records.pop(rid, None)
+        (self.held if held else self.records)[rid] = record
         return record
 
     def delete(self, rid: str) -> dict | None:
-        record = self.records.pop(rid, None)
+        record = self.records.pop(rid, None) or self.held.pop(rid, None)
         if record is not None:
             self.ext.set(record.get("externalId"), None, rid)
             self.src.set(record.get("sourceId"), None, rid)
+            for index, values in self.shared.values():
+                for value in values(record):
+                    index.discard(value, rid)
             if self.company_field:
                 self.by_company.discard(record.get(self.company_field), rid)
         return record
@@ -193,9 +227,8 @@ class Tenant:
     # State attributes, swapped together by ``adopt`` (a restore builds a scratch tenant first).
     STATE = ("companies", "endusers", "pending", "activities", "dimensiondata", "report",
              "clock_millis", "recording_base", "recording_calls", "recording_bytes",
-             "recording_dropped", "_activities_of", "history", "_company_ext", "_company_src",
-             "_company_domain", "_person_ext", "_person_src", "_person_email", "_members",
-             "collections")
+             "recording_dropped", "_activities_of", "history", "collections", "_companies",
+             "_people")
 
     def adopt(self, other: Tenant) -> None:
         """Take ``other``'s whole state and options (all at once; the caller holds the lock)."""
@@ -210,9 +243,6 @@ class Tenant:
         self.recording_calls: list[bytes] = []
         self.recording_bytes = 0
         self.recording_dropped = 0
-        self.companies: dict[str, dict] = {}
-        self.endusers: dict[str, dict] = {}
-        self.pending: dict[str, dict] = {}
         self.activities: list[dict] = []
         self._activities_of: dict[str, list[dict]] = {}  # end user _id -> their activities
         self.dimensiondata: list[dict] = []
@@ -220,126 +250,85 @@ class Tenant:
         from .trace import History  # here: trace is read-side code the store only holds
 
         self.history = History()  # every row's decision, by the record or keys it touched
-        self._company_ext = _KeyIndex()
-        self._company_src = _KeyIndex()
-        self._company_domain = _MultiIndex()
-        self._person_ext = _KeyIndex()
-        self._person_src = _KeyIndex()
-        self._person_email = _MultiIndex()
-        self._members = _MultiIndex()  # company _id -> end user ids
-        self.collections: dict[str, Collection] = {
-            m.path: Collection(m.company_field) for m in MODELS}
+        from .models import TABLE  # here: the table's hooks import the matching rule, which
+        # imports this module
+
+        # One collection per model of the table; companies and end users are two of them.
+        self.collections: dict[str, Collection] = {m.path: Collection(m) for m in TABLE}
+        self._companies = self.collections["companies"]
+        self._people = self.collections["endusers"]
+        self.companies: dict[str, dict] = self._companies.records
+        self.endusers: dict[str, dict] = self._people.records
+        self.pending: dict[str, dict] = self._people.held  # contacts held without a company
 
     # ----- companies -------------------------------------------------------------------------
     def company(self, cid) -> dict | None:
         return self.companies.get(cid) if isinstance(cid, str) else None
 
     def company_by_external_id(self, value) -> dict | None:
-        return self.company(self._company_ext.get(value))
+        return self._companies.by_external_id(value)
 
     def company_by_source_id(self, value) -> dict | None:
-        return self.company(self._company_src.get(value))
+        return self._companies.by_source_id(value)
 
     def companies_by_domain(self, domain: str) -> list[dict]:
-        return [self.companies[c] for c in self._company_domain.get(domain.lower())]
+        return self._companies.by_shared("domain", domain.lower())
 
     def put_company(self, record: dict, old: dict | None = None) -> dict:
-        """Insert or replace a company record, keeping the indexes and members in step."""
-        cid = record["_id"]
-        if old is None and cid in self.companies:
-            raise IdCollision(f"_id: a company has _id {cid} already")
-        self._company_ext.set(old and old.get("externalId"), record.get("externalId"), cid)
-        self._company_src.set(old and old.get("sourceId"), record.get("sourceId"), cid)
-        for domain in (old or {}).get("domains") or ():
-            self._company_domain.discard(domain.lower(), cid)
-        for domain in record.get("domains") or ():
-            self._company_domain.add(domain.lower(), cid)
-        self.companies[cid] = record
+        """Insert or replace a company; a new name is copied to every record it owns."""
+        self._companies.put(record, old)
         if old is not None and old.get("name") != record.get("name"):
-            name = record.get("name")
-            for uid in self._members.get(cid):  # records are never mutated in place
-                self.endusers[uid] = {**self.endusers[uid], "companyName": name}
-            for collection in self.collections.values():
-                for rid in collection.by_company.get(cid):
-                    collection.records[rid] = {**collection.records[rid], "companyName": name}
+            self.refresh_company_name(record)
         return record
 
+    def refresh_company_name(self, company: dict) -> None:
+        """Keep ``companyName`` in step on the company's records (never mutated in place)."""
+        cid, name = company["_id"], company.get("name")
+        for collection in self.collections.values():
+            for rid in collection.by_company.get(cid):
+                collection.records[rid] = {**collection.records[rid], "companyName": name}
+
     def delete_company(self, cid: str) -> list[str]:
-        """Remove a company and its end users; returns the removed end users' ids."""
-        record = self.companies.pop(cid)
-        self._company_ext.set(record.get("externalId"), None, cid)
-        self._company_src.set(record.get("sourceId"), None, cid)
-        for domain in record.get("domains") or ():
-            self._company_domain.discard(domain.lower(), cid)
-        members = list(self._members.get(cid))
-        for uid in members:
-            self.delete_person(uid)
-        for collection in self.collections.values():  # cascade (refusals are checked first)
+        """Remove a company and every record it owns (refusals are checked first); returns the
+        removed end users' ids."""
+        self._companies.delete(cid)
+        members = list(self._people.by_company.get(cid))
+        for collection in self.collections.values():
             for rid in list(collection.by_company.get(cid)):
                 collection.delete(rid)
         return members
 
     def delete_refusals(self, cid: str) -> list[str]:
         """Why a company cannot be deleted: its records of models whose rule is ``refuse``."""
-        return [f"{len(ids)} {m.path}" for m in MODELS if m.on_company_delete == "refuse"
-                for ids in [self.collections[m.path].by_company.get(cid)] if ids]
+        return [f"{len(ids)} {path}" for path, c in self.collections.items()
+                if c.model.on_company_delete == "refuse"
+                for ids in [c.by_company.get(cid)] if ids]
 
     # ----- end users and pending contacts ----------------------------------------------------
     def person(self, pid) -> dict | None:
-        if not isinstance(pid, str):
-            return None
-        return self.endusers.get(pid) or self.pending.get(pid)
+        return self._people.get(pid)
 
     def is_pending(self, pid: str) -> bool:
         return pid in self.pending
 
     def person_by_external_id(self, value) -> dict | None:
-        return self.person(self._person_ext.get(value))
+        return self._people.by_external_id(value)
 
     def person_by_source_id(self, value) -> dict | None:
-        return self.person(self._person_src.get(value))
+        return self._people.by_source_id(value)
 
     def people_by_email(self, value: str) -> list[dict]:
-        return [self.person(p) for p in self._person_email.get(norm_email(value))]
+        return self._people.by_shared("email", norm_email(value))
 
     def members(self, cid: str) -> list[dict]:
-        return [self.endusers[u] for u in self._members.get(cid)]
+        return self._people.of_company(cid)
 
     def put_person(self, record: dict, old: dict | None = None, pending: bool = False) -> dict:
         """Insert or replace an end user (or a pending contact), keeping indexes in step."""
-        pid = record["_id"]
-        if old is None and (pid in self.endusers or pid in self.pending):
-            raise IdCollision(f"_id: an end user has _id {pid} already")
-        self._person_ext.set(old and old.get("externalId"), record.get("externalId"), pid)
-        self._person_src.set(old and old.get("sourceId"), record.get("sourceId"), pid)
-        old_email = old.get("email") if old else None
-        new_email = record.get("email")
-        if old_email != new_email:
-            if old_email:
-                self._person_email.discard(norm_email(old_email), pid)
-            if new_email:
-                self._person_email.add(norm_email(new_email), pid)
-        if old is not None:
-            self._members.discard(old.get("companyId"), pid)
-        self.pending.pop(pid, None)
-        self.endusers.pop(pid, None)
-        if pending:
-            self.pending[pid] = record
-        else:
-            self.endusers[pid] = record
-            self._members.add(record.get("companyId"), pid)
-        return record
+        return self._people.put(record, old, held=pending)
 
     def delete_person(self, pid: str) -> dict | None:
-        record = self.endusers.pop(pid, None) or self.pending.pop(pid, None)
-        if record is None:
-            return None
-        self._person_ext.set(record.get("externalId"), None, pid)
-        self._person_src.set(record.get("sourceId"), None, pid)
-        if record.get("email"):
-            self._person_email.discard(norm_email(record["email"]), pid)
-        self._members.discard(record.get("companyId"), pid)
-        return record
+        return self._people.delete(pid)
 
     # ----- activities and the report ---------------------------------------------------------
     def add_activity(self, record: dict) -> None:
@@ -387,7 +376,8 @@ class Tenant:
             "pending": list(self.pending.values()),
             "activities": list(self.activities),
             "dimensiondata": list(self.dimensiondata),
-            **{path: list(c.records.values()) for path, c in self.collections.items()},
+            **{path: list(c.records.values()) for path, c in self.collections.items()
+               if path not in ("companies", "endusers")},
             "report": self.report.entries(),
             "reportCounts": dict(self.report.counts),
         }
