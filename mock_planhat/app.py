@@ -46,9 +46,9 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     errors.register(app)
 
     from .dashboard import bp as dashboard_bp
-    from .routes import admin, analytics, companies, endusers, models, segment
+    from .routes import admin, analytics, models, segment
 
-    for module in (endusers, companies, models, analytics, admin, segment):
+    for module in (models, analytics, admin, segment):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard_bp)
     admin_from = [ipaddress.ip_network(n, strict=False) for n in config.admin_from]

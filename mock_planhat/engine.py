@@ -1,4 +1,4 @@
-"""One set of rules for every model of `models.MODELS`: pure functions over a `Tenant`.
+"""One set of rules for every model of `models.TABLE`: pure functions over a `Tenant`.
 
 * A row's known fields are type-checked (`records.check_row`); unknown fields are kept as sent,
   under the same depth and size bounds.
@@ -11,13 +11,25 @@
   ``extid-…`` or ``srcid-…`` key; it is stored as the company's ``_id`` with ``companyName``
   beside it (kept in step with renames by the store). A key that names no company is refused.
 * A model's hook (``Model.prepare``) applies its special rule after the checks.
+* Companies and end users bring their own rules as hooks (`models.COMPANY`, `models.ENDUSER`:
+  the matching rule of `matching`): ``upsert`` for a bulk row, ``create`` after the ``_id`` and
+  key checks, ``update``, ``on_delete`` (the company cascade), ``select`` (end users' filters).
 
 Callers hold ``tenant.lock``; refused rows are written to the tenant's report by `attempt`.
 """
 
 from __future__ import annotations
 
-from .matching import BulkResult, Outcome, Rejected, _by_key, _by_keys, attempt, find_company
+from .matching import (
+    BulkResult,
+    Outcome,
+    Rejected,
+    _by_key,
+    _by_keys,
+    attempt,
+    find_company,
+)
+from .matching import bulk_upsert as _bulk_by_rule
 from .models import Model
 from .records import FieldError, check_row
 from .store import Tenant, new_id
@@ -58,8 +70,9 @@ def _prepared(tenant: Tenant, model: Model, row: dict, old: dict | None) -> dict
 
 def _unique(tenant: Tenant, model: Model, row: dict, rid: str | None) -> None:
     c = collection(tenant, model)
-    for key, lookup, reason in (("externalId", c.by_external_id, "duplicate_external_id"),
-                                ("sourceId", c.by_source_id, "duplicate_source_id")):
+    for key in model.unique_keys:
+        lookup, reason = (c.by_external_id, "duplicate_external_id") if key == "externalId" \
+            else (c.by_source_id, "duplicate_source_id")
         other = lookup(row.get(key))
         if other is not None and other["_id"] != rid:
             raise Rejected(reason, f"{key}: {row[key]!r} belongs to {model.name} "
@@ -73,8 +86,10 @@ def _missing(value) -> bool:
 def create(tenant: Tenant, model: Model, row: dict) -> Outcome:
     """Create a record from a checked row."""
     if "_id" in row:
-        raise Rejected("invalid_field", "_id: is set by the server; send externalId or "
-                       "sourceId as your key", "_id")
+        raise Rejected("invalid_field", model.id_refusal, "_id")
+    if model.create is not None:  # the model's own rule (its company, its required fields)
+        _unique(tenant, model, row, None)
+        return model.create(tenant, row)
     for name in model.required:
         if _missing(row.get(name)):
             raise Rejected("missing_field", f"{name}: a new {model.name} needs {name}", name)
@@ -87,6 +102,8 @@ def create(tenant: Tenant, model: Model, row: dict) -> Outcome:
 
 def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
     """Update a record with a checked row (fields merged; ``custom`` merged key by key)."""
+    if model.update is not None:
+        return model.update(tenant, old, row)
     if "_id" in row and row["_id"] != old["_id"]:
         raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {model.name}'s "
                        f"_id ({old['_id']}); ids are set by the server", "_id")
@@ -127,7 +144,10 @@ def upsert(tenant: Tenant, model: Model, row, source: str | None = None) -> tupl
 
 def bulk_upsert(tenant: Tenant, model: Model, rows: list, source: str | None = None) -> BulkResult:
     """Planhat's bulk upsert: a refused row goes to ``updatedErrors`` when it matched a record,
-    else to ``createdErrors``."""
+    else to ``createdErrors``. A model with its own ``upsert`` (companies, end users) runs it
+    per row (`matching.bulk_upsert`: pending contacts, row errors by reason)."""
+    if model.upsert is not None:
+        return _bulk_by_rule(tenant, rows, model.upsert, source)
     result = BulkResult()
     for index, row in enumerate(rows):
         outcome, matched = upsert(tenant, model, row, source)
@@ -140,14 +160,21 @@ def bulk_upsert(tenant: Tenant, model: Model, rows: list, source: str | None = N
     return result
 
 
-def delete(tenant: Tenant, model: Model, record: dict) -> None:
+def delete(tenant: Tenant, model: Model, record: dict) -> dict:
+    """Delete a record; returns the answer's extra fields (a company: ``deletedEndusers``).
+    A model's ``on_delete`` may refuse (`Rejected`)."""
+    if model.on_delete is not None:
+        return model.on_delete(tenant, record)
     collection(tenant, model).delete(record["_id"])
+    return {}
 
 
 def select(tenant: Tenant, model: Model, filters: dict) -> list[dict]:
     """The records every filter admits (filters AND; a filter's values OR)."""
+    if model.select is not None:
+        return model.select(tenant, filters)
     c = collection(tenant, model)
-    records = list(c.records.values())
+    records = _candidates(c, filters)
     for name, values in filters.items():
         if name in ("_id", "id"):
             wanted = set(values)
@@ -159,6 +186,18 @@ def select(tenant: Tenant, model: Model, filters: dict) -> list[dict]:
             wanted = set(values)
             records = [r for r in records if _as_text(r.get(name)) in wanted]
     return records
+
+
+def _candidates(c, filters: dict) -> list[dict]:
+    """Every record, or the one a single-valued key filter names (found by its index; the
+    filters are still checked on it)."""
+    for name, lookup in (("_id", c.get), ("id", c.get), ("externalId", c.by_external_id),
+                         ("sourceId", c.by_source_id)):
+        values = filters.get(name)
+        if values is not None and len(values) == 1:
+            found = lookup(next(iter(values)))
+            return [found] if found is not None and found["_id"] in c.records else []
+    return list(c.records.values())
 
 
 def _as_text(value) -> str | None:

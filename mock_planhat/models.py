@@ -17,6 +17,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
+from .matching import (
+    Rejected,
+    create_company,
+    create_enduser,
+    find_company,
+    update_company,
+    update_enduser,
+    upsert_company,
+    upsert_enduser,
+)
 from .records import (
     COMPANY_FIELDS,
     ENDUSER_FIELDS,
@@ -120,6 +130,20 @@ class Model:
     common_fields: bool = True  # COMMON_FIELDS are checked too (not for companies, end users)
     shared: dict = field(default_factory=dict)  # index name -> record -> its values (shared keys)
     holds: bool = False  # keeps held records beside its own (end users: pending contacts)
+    # Named hooks for a model's own rules (companies, end users: the matching rule); None means
+    # the engine's rule. See engine.py for where each is called.
+    upsert: Callable | None = None  # hook(tenant, row, source) -> Outcome: one bulk row
+    create: Callable | None = None  # hook(tenant, row) -> Outcome, after the _id and key checks
+    update: Callable | None = None  # hook(tenant, old, row) -> Outcome
+    on_delete: Callable | None = None  # hook(tenant, record) -> extra answer fields; may refuse
+    select: Callable | None = None  # hook(tenant, filters) -> records; may raise FieldError
+    query: tuple[str, ...] | None = None  # the list's filters exactly (else `list_filters`)
+    single_filters: tuple[str, ...] = ()  # filters given once: their value, not a set
+    trace: str | None = None  # the decision trace's kind: every write records its decision
+    report_single: bool = True  # a refused single write also goes to the report
+    lean: tuple[str, ...] = ()  # GET /lean<path>: these fields of every record
+    id_refusal: str = "_id: is set by the server; send externalId or sourceId as your key"
+    unique_keys: tuple[str, ...] = ("externalId", "sourceId")  # checked in this order
 
     @property
     def company_owned(self) -> bool:
@@ -134,6 +158,8 @@ class Model:
 
     @property
     def list_filters(self) -> tuple[str, ...]:
+        if self.query is not None:
+            return self.query
         # companyId also filters a model whose company field has another name (NPS's cId):
         # clients filter every model by companyId
         company = tuple(dict.fromkeys((self.company_field, "companyId"))) \
@@ -257,11 +283,76 @@ def _emails(record: dict) -> list[str]:
     return [norm_email(email)] if email else []
 
 
-COMPANY = Model("company", "companies", "Company", ("name",), COMPANY_FIELDS,
+def _delete_company(tenant, record: dict) -> dict:
+    """The company cascade: refused while it has records of a ``refuse`` model (invoices),
+    else the company goes with its end users and every record it owns."""
+    refusals = tenant.delete_refusals(record["_id"])
+    if refusals:
+        raise Rejected("company_has_records", f"id: the company still has "
+                       f"{', '.join(refusals)}; delete them first", "id")
+    return {"deletedEndusers": len(tenant.delete_company(record["_id"]))}
+
+
+ARCHIVED = ("true", "false", "1", "0")
+
+
+def _select_endusers(tenant, filters: dict) -> list[dict]:
+    """End users by ``externalId``, ``email`` (trimmed, any case), ``companyId`` (or ``c``,
+    Planhat's older spelling; any company key) and ``archived`` (archived ones are left out
+    unless it is true). Every filter given must hold (AND); within one, any value (OR)."""
+    ext = filters.get("externalId")
+    emails = filters.get("email")
+    companies = None if "companyId" not in filters and "c" not in filters else \
+        filters.get("companyId", set()) | filters.get("c", set())
+    archived = filters.get("archived")
+    if archived is not None and archived not in ARCHIVED:
+        raise FieldError("archived", f"{archived!r} is not true or false", "invalid_query")
+    company_ids = None if companies is None else {
+        c["_id"] for key in companies for c in [find_company(tenant, key)] if c}
+    wanted_emails = None if emails is None else {norm_email(e) for e in emails}
+    # Start from the narrowest index, then every filter is checked on every candidate.
+    if ext is not None:
+        found = [tenant.person_by_external_id(v) for v in ext]
+    elif wanted_emails is not None:
+        found = [p for v in emails for p in tenant.people_by_email(v)]
+    elif company_ids is not None:
+        found = [p for cid in company_ids for p in tenant.members(cid)]
+    else:
+        found = list(tenant.endusers.values())
+    seen: set[str] = set()
+    kept = []
+    for person in found:
+        if person is None or person["_id"] not in tenant.endusers or person["_id"] in seen:
+            continue
+        seen.add(person["_id"])
+        if ext is not None and person.get("externalId") not in ext:
+            continue
+        if wanted_emails is not None and norm_email(person.get("email") or "") \
+                not in wanted_emails:
+            continue
+        if company_ids is not None and person.get("companyId") not in company_ids:
+            continue
+        if archived not in ("true", "1") and person.get("archived"):
+            continue
+        kept.append(person)
+    return kept
+
+
+COMPANY = Model("company", "companies", "Company", (), COMPANY_FIELDS,
                 company_field=None, max_limit=5_000, common_fields=False,
-                shared={"domain": _domains})
+                shared={"domain": _domains}, upsert=upsert_company, create=create_company,
+                update=update_company, on_delete=_delete_company,
+                query=("externalId", "sourceId", "_id", "id"), trace="company",
+                report_single=False, lean=("_id", "externalId", "sourceId", "name"),
+                id_refusal="_id: is set by the server on create")
 ENDUSER = Model("end user", "endusers", "EndUser", (), ENDUSER_FIELDS,
-                common_fields=False, shared={"email": _emails}, holds=True)
+                common_fields=False, shared={"email": _emails}, holds=True,
+                upsert=upsert_enduser, create=create_enduser, update=update_enduser,
+                select=_select_endusers, query=("externalId", "email", "companyId", "c",
+                                                "archived"),
+                single_filters=("archived",), trace="enduser", report_single=False,
+                id_refusal="_id: is set by the server on create",
+                unique_keys=("sourceId", "externalId"))
 
 TABLE: tuple[Model, ...] = (COMPANY, ENDUSER, *MODELS)  # every object the fake stores
 BY_PATH = {m.path: m for m in TABLE}

@@ -1,13 +1,13 @@
-"""What end users and companies share: paging, sorting, selecting, bulk upserts, checked
-bodies, 404s and rendering an outcome."""
+"""What every model's handlers share: paging, sorting, selecting, bulk bodies, checked
+bodies, 404s, rendering an outcome and recording the decision trace."""
 
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
-from ..errors import ApiError, json_response, read_json
+from ..errors import ApiError, read_json
 from ..journal import DECISIONS
-from ..matching import BULK_LIMIT, bulk_upsert
+from ..matching import BULK_LIMIT
 from ..records import FieldError, check_row
 from ..trace import settle
 
@@ -93,16 +93,6 @@ def bulk_rows() -> list:
     return rows
 
 
-def bulk(tenant, upsert):
-    """``PUT /endusers`` or ``PUT /companies`` with an array: Planhat's bulk upsert."""
-    rows = bulk_rows()
-    kind = "company" if request.path.startswith("/companies") else "enduser"
-    with tenant.lock:
-        result = bulk_upsert(tenant, rows, upsert, request.path)
-        trace(tenant, kind, result.outcomes)
-    return json_response(result.as_dict(), result.status)
-
-
 PATH_KEYS = {"extid-": "externalId", "srcid-": "sourceId"}  # the key a path's id names
 
 
@@ -131,7 +121,7 @@ def filter_values(*names: str) -> set[str] | None:
 
 STATUS_BY_REASON = {
     "ambiguous_email": 409, "duplicate_external_id": 409, "duplicate_source_id": 409,
-    "unknown_id": 404, "unknown_company": 404,
+    "unknown_id": 404, "unknown_company": 404, "company_has_records": 409,
 }
 
 

@@ -1,9 +1,12 @@
-"""Every model of `models.MODELS`, from one set of handlers: a blueprint built from the table.
+"""Every model of `models.TABLE` — companies and end users too — from one set of handlers: a
+blueprint built from the table.
 
 For a model at ``/M``: ``POST /M``, ``GET /M`` (``limit``/``offset``/``sort``/``select`` and the
 model's filters; an unknown or empty filter is a 400), ``PUT /M`` (bulk upsert, unless the model
-has none), ``GET``/``PUT``/``DELETE /M/{key}`` with ``key`` an ``_id``, ``extid-…`` or ``srcid-…``.
-Also ``GET /dimensiondata``: what ``POST /dimensiondata/{token}`` stored, with its company.
+has none), ``GET``/``PUT``/``DELETE /M/{key}`` with ``key`` an ``_id``, ``extid-…`` or ``srcid-…``;
+``GET /lean<M>`` for a model with lean fields (``/leancompanies``). A model with a decision-trace
+kind (companies, end users) records every write's decision. Also ``GET /dimensiondata``: what
+``POST /dimensiondata/{token}`` stored, with its company.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from werkzeug.exceptions import MethodNotAllowed
 from .. import engine
 from ..auth import api_tenant
 from ..errors import ApiError, json_response
-from ..matching import attempt, find_company
-from ..models import EPOCH, MODELS, Model
+from ..matching import Rejected, attempt, find_company
+from ..models import EPOCH, TABLE, Model
+from ..records import FieldError
 from .common import (
+    PATH_KEYS,
+    STATUS_BY_REASON,
     bulk_rows,
     check_query,
     checked_body,
@@ -26,35 +32,57 @@ from .common import (
     found,
     outcome_response,
     page,
+    single_arg,
+    trace,
 )
 
 bp = Blueprint("models", __name__)
 
 
-def _filters(allowed: tuple[str, ...]) -> dict[str, set[str]]:
-    """The query's filters (the shared rules: an unknown or empty parameter is a 400)."""
+def _filters(allowed: tuple[str, ...], single: tuple[str, ...] = ()) -> dict:
+    """The query's filters (the shared rules: an unknown or empty parameter is a 400): a set of
+    values each, or the one value of a filter in ``single``."""
     check_query(allowed)
-    return {name: filter_values(name) for name in allowed if name in request.args}
+    return {name: single_arg(name) if name in single else filter_values(name)
+            for name in allowed if name in request.args}
 
 
 def _record(tenant, model: Model, key: str) -> dict:
     return found(engine.find(tenant, model, key), model.name, key)
 
 
+def _select(tenant, model: Model) -> list[dict]:
+    filters = _filters(model.list_filters, model.single_filters)
+    with tenant.lock:
+        try:
+            return engine.select(tenant, model, filters)
+        except FieldError as exc:
+            raise ApiError.from_field(exc) from None
+
+
+def _traced(tenant, model: Model, outcomes: list) -> None:
+    if model.trace is not None:
+        trace(tenant, model.trace, outcomes)
+
+
 def _handlers(model: Model):
+    report = model.report_single
+
     def list_records():
-        tenant = api_tenant()
-        filters = _filters(model.list_filters)
-        with tenant.lock:
-            records = engine.select(tenant, model, filters)
-        return page(records, model.default_limit, model.max_limit)
+        return page(_select(api_tenant(), model), model.default_limit, model.max_limit)
+
+    def lean():
+        records = [{k: r.get(k) for k in model.lean if k in r}
+                   for r in _select(api_tenant(), model)]
+        return page(records, model.max_limit, model.max_limit)
 
     def create():
         tenant = api_tenant()
         row = checked_body(model.checks)
         with tenant.lock:
             outcome = attempt(tenant, lambda: engine.create(tenant, model, row), row,
-                              request.path)
+                              request.path, report=report)
+            _traced(tenant, model, [outcome])
         return outcome_response(outcome)
 
     def bulk():
@@ -62,6 +90,7 @@ def _handlers(model: Model):
         rows = bulk_rows()
         with tenant.lock:
             result = engine.bulk_upsert(tenant, model, rows, request.path)
+            _traced(tenant, model, getattr(result, "outcomes", ()))
         return json_response(result.as_dict(), result.status)
 
     def get(key):
@@ -75,22 +104,34 @@ def _handlers(model: Model):
         with tenant.lock:
             record = _record(tenant, model, key)
             outcome = attempt(tenant, lambda: engine.update(tenant, model, record, row), row,
-                              request.path)
+                              request.path, report=report)
+            if model.trace is not None:
+                outcome.key = outcome.key or PATH_KEYS.get(key[:6], "_id")
+                _traced(tenant, model, [outcome])
         return outcome_response(outcome)
 
     def delete(key):
         tenant = api_tenant()
         with tenant.lock:
-            engine.delete(tenant, model, _record(tenant, model, key))
-        return jsonify({"n": 1, "ok": 1, "deletedCount": 1})
+            record = _record(tenant, model, key)
+            try:
+                extra = engine.delete(tenant, model, record)
+            except Rejected as exc:
+                raise ApiError(STATUS_BY_REASON.get(exc.reason, 400), exc.reason, exc.message,
+                               exc.field) from None
+        return jsonify({"n": 1, "ok": 1, "deletedCount": 1, **extra})
 
-    return list_records, create, bulk, get, update, delete
+    return list_records, lean, create, bulk, get, update, delete
 
 
-for _model in MODELS:
-    _list, _create, _bulk, _get, _update, _delete = _handlers(_model)
+HANDLERS = {}
+for _model in TABLE:
+    _list, _lean, _create, _bulk, _get, _update, _delete = HANDLERS[_model.path] = \
+        _handlers(_model)
     _base, _name = f"/{_model.path}", _model.path
     bp.add_url_rule(_base, f"{_name}_list", _list, methods=["GET"])
+    if _model.lean:
+        bp.add_url_rule(f"/lean{_model.path}", f"{_name}_lean", _lean, methods=["GET"])
     bp.add_url_rule(_base, f"{_name}_create", _create, methods=["POST"])
     if _model.bulk:
         bp.add_url_rule(_base, f"{_name}_bulk", _bulk, methods=["PUT"])
@@ -101,18 +142,14 @@ for _model in MODELS:
 
 
 # ----- a company's records: /companies/{key}/<model> (pyplanhat lists by company this way) --
-def _company_records(path: str):
-    model = next((m for m in MODELS if m.path == path), None)
-    default, maximum = (model.default_limit, model.max_limit) if model else (100, 2_000)
-
+def _company_records(model: Model):
     def list_company_records(key):
         tenant = api_tenant()
         check_query(())
         with tenant.lock:
             company = found(find_company(tenant, key), "company", key)
-            records = (engine.collection(tenant, model).of_company(company["_id"]) if model
-                       else tenant.members(company["_id"]))
-        return page(records, default, maximum)
+            records = engine.collection(tenant, model).of_company(company["_id"])
+        return page(records, model.default_limit, model.max_limit)
     return list_company_records
 
 
@@ -128,9 +165,11 @@ def _get_only(key):
     raise MethodNotAllowed(valid_methods=GET_ONLY)
 
 
-COMPANY_CHILDREN = ("endusers", *(m.path for m in MODELS if m.company_owned))
-for _child in COMPANY_CHILDREN:
-    bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}", _company_records(_child),
+COMPANY_CHILDREN = tuple(m for m in TABLE if m.company_owned)
+for _child_model in COMPANY_CHILDREN:
+    _child = _child_model.path
+    bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}",
+                    _company_records(_child_model),
                     methods=["GET"], provide_automatic_options=False)
     bp.add_url_rule(f"/companies/<key>/{_child}", "get_only", _get_only,
                     methods=["PUT", "POST", "DELETE", "PATCH", "OPTIONS"],
