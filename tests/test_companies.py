@@ -65,3 +65,21 @@ def test_list_and_lean(api, company):
 def test_wrong_types_name_the_field(api, body, field):
     r = api.post("/companies", json=body)
     assert r.status_code == 400 and r.get_json()["field"] == field
+
+
+@pytest.mark.parametrize("child", ["tasks", "endusers"])
+@pytest.mark.parametrize("prefix,key", [("extid-", "externalId"), ("srcid-", "sourceId")])
+def test_company_whose_key_ends_in_a_model_path_is_its_own(api, company, child, prefix, key):
+    """``/companies/extid-a/tasks`` lists company a's tasks, unless a company's key is the
+    whole ``a/tasks``: then the path is that company's (read, update, delete)."""
+    odd = api.post("/companies", json={"name": "Odd", key: f"acme/{child}"}).get_json()
+    path = f"/companies/{prefix}acme/{child}"
+    assert api.get(path).get_json()["_id"] == odd["_id"]
+    assert api.put(path, json={"phase": "onboarding"}).get_json()["phase"] == "onboarding"
+    assert api.get(f"/companies/{odd['_id']}").get_json()["phase"] == "onboarding"
+    assert api.delete(path).get_json()["deletedCount"] == 1
+    assert api.get(f"/companies/{odd['_id']}").status_code == 404
+    # without that company, the path is company acme's list again, and other methods are 405
+    assert api.get(path).get_json() == [] if prefix == "extid-" else \
+        api.get(path).status_code == 404
+    assert api.put(path, json={"phase": "x"}).status_code == 405

@@ -142,8 +142,24 @@ for _model in TABLE:
 
 
 # ----- a company's records: /companies/{key}/<model> (pyplanhat lists by company this way) --
+_GET, _UPDATE, _DELETE = 4, 5, 6  # positions in a model's HANDLERS
+
+
+def _whole_key(key: str, child: str) -> str | None:
+    """``key/child`` when that whole text is a company's key (an externalId or sourceId that
+    ends in ``/tasks``, ...): such a company is read, updated and deleted at its own path, which
+    this list's route would otherwise take."""
+    whole = f"{key}/{child}"
+    tenant = api_tenant()
+    with tenant.lock:
+        return whole if find_company(tenant, whole) is not None else None
+
+
 def _company_records(model: Model):
     def list_company_records(key):
+        whole = _whole_key(key, model.path)
+        if whole is not None:
+            return HANDLERS["companies"][_GET](whole)
         tenant = api_tenant()
         check_query(())
         with tenant.lock:
@@ -159,7 +175,12 @@ GET_ONLY = ["GET", "HEAD", "OPTIONS"]
 def _get_only(key):
     """Other methods on a company's list: 405 (else ``PUT /companies/<path:key>`` would take
     them as a company whose key ends in ``/tasks``), and OPTIONS names GET alone (Flask's own
-    answer would add the methods of ``/companies/<path:key>``)."""
+    answer would add the methods of ``/companies/<path:key>``) — unless such a company exists:
+    then PUT and DELETE are its own."""
+    child = request.path.rpartition("/")[2]
+    whole = _whole_key(key, child) if request.method in ("PUT", "DELETE") else None
+    if whole is not None:
+        return HANDLERS["companies"][_UPDATE if request.method == "PUT" else _DELETE](whole)
     if request.method == "OPTIONS":
         return current_app.response_class(status=200, headers={"Allow": ", ".join(GET_ONLY)})
     raise MethodNotAllowed(valid_methods=GET_ONLY)
@@ -169,8 +190,8 @@ COMPANY_CHILDREN = tuple(m for m in TABLE if m.company_owned)
 for _child_model in COMPANY_CHILDREN:
     _child = _child_model.path
     bp.add_url_rule(f"/companies/<key>/{_child}", f"company_{_child}",
-                    _company_records(_child_model),
-                    methods=["GET"], provide_automatic_options=False)
+                    _company_records(_child_model), methods=["GET"],
+                    provide_automatic_options=False)
     bp.add_url_rule(f"/companies/<key>/{_child}", "get_only", _get_only,
                     methods=["PUT", "POST", "DELETE", "PATCH", "OPTIONS"],
                     provide_automatic_options=False)
