@@ -11,6 +11,9 @@
   ``extid-…`` or ``srcid-…`` key; it is stored as the company's ``_id`` with ``companyName``
   beside it (kept in step with renames by the store). A key that names no company is refused.
 * A model's hook (``Model.prepare``) applies its special rule after the checks.
+* A model's links (``Model.links``: an Issue's ``companyIds``/``enduserIds``, an NPS response's
+  ``euId``) take keys like the company field and are stored as ``_id``s; the store drops a
+  deleted record's id from them.
 * Companies and end users bring their own rules as hooks (`models.COMPANY`, `models.ENDUSER`:
   the matching rule of `matching`): ``upsert`` for a bulk row, ``create`` after the ``_id`` and
   key checks, ``update``, ``on_delete`` (the company cascade), ``select`` (end users' filters).
@@ -65,7 +68,25 @@ def _prepared(tenant: Tenant, model: Model, row: dict, old: dict | None) -> dict
             raise Rejected("unknown_company", f"{owner}: no company matches {row[owner]!r}",
                            owner)
         row = {**row, owner: company["_id"], "companyName": company.get("name")}
+    for name, target in model.links.items():
+        if name in row:
+            row = {**row, name: _resolved_link(tenant, name, target, row[name])}
     return row
+
+
+def _resolved_link(tenant: Tenant, name: str, target: str, value):
+    """A link's keys as ``_id``s (a list keeps its order, once each); a key naming no record of
+    ``target`` (a pending contact is not an end user yet) is refused, naming the field."""
+    c = tenant.collections[target]
+
+    def one(key, where: str) -> str:
+        found = _by_key(key, c.get, c.by_external_id, c.by_source_id)
+        if found is None or found["_id"] not in c.records:
+            raise Rejected("invalid_field", f"{where}: no {c.model.name} matches {key!r}", where)
+        return found["_id"]
+    if isinstance(value, list):
+        return list(dict.fromkeys(one(key, f"{name}[{i}]") for i, key in enumerate(value)))
+    return one(value, name)
 
 
 def _unique(tenant: Tenant, model: Model, row: dict, rid: str | None) -> None:
@@ -165,7 +186,7 @@ def delete(tenant: Tenant, model: Model, record: dict) -> dict:
     A model's ``on_delete`` may refuse (`Rejected`)."""
     if model.on_delete is not None:
         return model.on_delete(tenant, record)
-    collection(tenant, model).delete(record["_id"])
+    tenant.delete_record(model.path, record["_id"])
     return {}
 
 

@@ -130,6 +130,11 @@ class Model:
     common_fields: bool = True  # COMMON_FIELDS are checked too (not for companies, end users)
     shared: dict = field(default_factory=dict)  # index name -> record -> its values (shared keys)
     holds: bool = False  # keeps held records beside its own (end users: pending contacts)
+    # Links: field -> the model it names (``companies``, ``endusers``), an id or a list of ids.
+    # A write resolves each key (``_id``, ``extid-…``, ``srcid-…``) to the record's ``_id`` (one
+    # that names nothing is a 400 naming the field); deleting that record drops its id from the
+    # link (a single link becomes null, a list loses the id) and keeps the linking record.
+    links: dict = field(default_factory=dict)
     # Named hooks for a model's own rules (companies, end users: the matching rule); None means
     # the engine's rule. See engine.py for where each is called.
     upsert: Callable | None = None  # hook(tenant, row, source) -> Outcome: one bulk row
@@ -220,7 +225,7 @@ MODELS: tuple[Model, ...] = (
           {"email": _email, "score": _int_between(0, 10), "euId": _key, "campaignId": _key,
            "comment": _text, "dateSent": _date_text, "dateAnswered": _date_text},
           company_field="cId", company_required=False, max_limit=10_000,
-          filters=("email", "euId", "campaignId"), prepare=_nps,
+          filters=("email", "euId", "campaignId"), prepare=_nps, links={"euId": "endusers"},
           example={"email": "ada@acme.com", "score": 9, "comment": "Great"}),
     Model("task", "tasks", "Task", ("companyId", "mainType"),
           {"mainType": _one_of("task", "event"), "action": _text, "startTime": _date_text,
@@ -232,8 +237,9 @@ MODELS: tuple[Model, ...] = (
           max_limit=1_000, example={"date": "2024-03-01", "reasons": ["price"], "value": 50}),
     Model("issue", "issues", "Issue", (),
           {"title": _text, "status": _text, "companyIds": _list(_key),
-           "endUserIds": _list(_key)},
+           "enduserIds": _list(_key), "endUserIds": _list(_key)},
           company_field=None, filters=("status",),
+          links={"companyIds": "companies", "enduserIds": "endusers", "endUserIds": "endusers"},
           example={"title": "Export fails", "status": "open"}),
     Model("opportunity", "opportunities", "Opportunity", ("companyId",),
           {"title": _text, "status": _text, "closeDate": _date_text, **_MONEY},

@@ -122,6 +122,8 @@ class Collection:
         self.src = _KeyIndex()
         self.by_company = _MultiIndex()
         self.shared = {name: (_MultiIndex(), values) for name, values in model.shared.items()}
+        self.links = tuple(model.links)
+        self.by_link = _MultiIndex()  # a linked record's _id -> ids of the records linking it
 
     def get(self, rid) -> dict | None:
         if not isinstance(rid, str):
@@ -157,6 +159,13 @@ class Collection:
                     index.discard(value, rid)
                 for value in after:
                     index.add(value, rid)
+        if self.links:
+            before = self._linked(old) if old is not None else set()
+            after = self._linked(record)
+            for value in before - after:
+                self.by_link.discard(value, rid)
+            for value in after - before:
+                self.by_link.add(value, rid)
         if self.company_field:
             if old is not None:
                 self.by_company.discard(old.get(self.company_field), rid)
@@ -178,7 +187,33 @@ class Collection:
                     index.discard(value, rid)
             if self.company_field:
                 self.by_company.discard(record.get(self.company_field), rid)
+            for value in self._linked(record) if self.links else ():
+                self.by_link.discard(value, rid)
         return record
+
+    def _linked(self, record: dict) -> set[str]:
+        ids: set[str] = set()
+        for name in self.links:
+            value = record.get(name)
+            if isinstance(value, str):
+                ids.add(value)
+            elif isinstance(value, list):
+                ids.update(v for v in value if isinstance(v, str))
+        return ids
+
+    def unlink(self, target: str) -> None:
+        """Drop a deleted record's ``_id`` from the links naming it (a single link becomes
+        null, a list loses it); the linking records stay."""
+        for rid in list(self.by_link.get(target)):
+            old = self.records[rid]
+            new = dict(old)
+            for name in self.links:
+                value = old.get(name)
+                if value == target:
+                    new[name] = None
+                elif isinstance(value, list) and target in value:
+                    new[name] = [v for v in value if v != target]
+            self.put(new, old)
 
 
 class Tenant:
@@ -296,7 +331,15 @@ class Tenant:
         for collection in self.collections.values():
             for rid in list(collection.by_company.get(cid)):
                 collection.delete(rid)
+        self._unlink(cid, *members)
         return members
+
+    def _unlink(self, *ids: str) -> None:
+        """Deleted records' ids leave every link that named them (`Collection.unlink`)."""
+        for collection in self.collections.values():
+            if collection.links:
+                for rid in ids:
+                    collection.unlink(rid)
 
     def delete_refusals(self, cid: str) -> list[str]:
         """Why a company cannot be deleted: its records of models whose rule is ``refuse``."""
@@ -328,7 +371,14 @@ class Tenant:
         return self._people.put(record, old, held=pending)
 
     def delete_person(self, pid: str) -> dict | None:
-        return self._people.delete(pid)
+        return self.delete_record("endusers", pid)
+
+    def delete_record(self, path: str, rid: str) -> dict | None:
+        """Delete a record of any model but companies (`delete_company`); links to it drop it."""
+        record = self.collections[path].delete(rid)
+        if record is not None:
+            self._unlink(rid)
+        return record
 
     # ----- activities and the report ---------------------------------------------------------
     def add_activity(self, record: dict) -> None:
