@@ -1,10 +1,12 @@
-"""The table of Planhat's objects beyond end users and companies, as data.
+"""The table of Planhat's objects, as data: `TABLE` is companies, end users and `MODELS`.
 
 One `Model` per object: its path, required fields, typed fields, whether a company owns it
-(and by which field), its page sizes, whether it takes a bulk upsert, what deleting its company
-does, its list filters, and named hooks for its genuine special rules. `engine.py` applies a row
-to any model; `routes/models.py` builds the HTTP handlers from this table; the OpenAPI paths are
-generated from it (`openapi_models.py`). Nothing here imports Flask.
+(and by which field), its links to companies and end users, its page sizes, whether it takes a
+bulk upsert, what deleting its company does, its list filters, and named hooks for its genuine
+special rules — for companies and end users, the matching rule of `matching.py`. `engine.py`
+applies a row to any model; `routes/models.py` builds the HTTP handlers from this table; the
+store keeps one `Collection` per row; the OpenAPI paths of `MODELS` are generated from it
+(`openapi_models.py`; end users' and companies' are hand-written). Nothing here imports Flask.
 
 Not emulated (derived fields Planhat computes from data the fake does not hold): a company's NPS,
 MRR/ARR totals from licenses, health scores, conversation threading, task reminders.
