@@ -130,7 +130,7 @@ class Model:
     prepare: Callable | None = None  # hook(tenant, row, old) -> row; may raise FieldError
     example: dict = field(default_factory=dict)  # a valid new row (tests, docs, OpenAPI)
     common_fields: bool = True  # COMMON_FIELDS are checked too (not for companies, end users)
-    shared: dict = field(default_factory=dict)  # index name -> record -> its values (shared keys)
+    shared: dict = field(default_factory=dict)  # field -> record -> the values it is found by
     holds: bool = False  # keeps held records beside its own (end users: pending contacts)
     # Links: field -> the model it names (``companies``, ``endusers``), an id or a list of ids.
     # A write resolves each key (``_id``, ``extid-…``, ``srcid-…``) to the record's ``_id`` (one
@@ -348,7 +348,7 @@ def _select_endusers(tenant, filters: dict) -> list[dict]:
 
 COMPANY = Model("company", "companies", "Company", (), COMPANY_FIELDS,
                 company_field=None, max_limit=5_000, common_fields=False,
-                shared={"domain": _domains}, upsert=upsert_company, create=create_company,
+                shared={"domains": _domains}, upsert=upsert_company, create=create_company,
                 update=update_company, on_delete=_delete_company,
                 query=("externalId", "sourceId", "_id", "id"), trace="company",
                 report_single=False, lean=("_id", "externalId", "sourceId", "name"),

@@ -121,6 +121,7 @@ class Collection:
         self.ext = _KeyIndex()
         self.src = _KeyIndex()
         self.by_company = _MultiIndex()
+        # field -> (its index, record -> the values it files the record under)
         self.shared = {name: (_MultiIndex(), values) for name, values in model.shared.items()}
         self.links = tuple(model.links)
         self.by_link = _MultiIndex()  # a linked record's _id -> ids of the records linking it
@@ -151,7 +152,9 @@ class Collection:
             raise IdCollision(f"_id: {article} {self.model.name} has _id {rid} already")
         self.ext.set(old and old.get("externalId"), record.get("externalId"), rid)
         self.src.set(old and old.get("sourceId"), record.get("sourceId"), rid)
-        for index, values in self.shared.values():
+        for field, (index, values) in self.shared.items():
+            if old is not None and old.get(field) == record.get(field):
+                continue  # the usual update: the shared key's field is unchanged
             before = values(old) if old is not None else ()
             after = values(record)
             if before != after:
@@ -307,7 +310,7 @@ class Tenant:
         return self._companies.by_source_id(value)
 
     def companies_by_domain(self, domain: str) -> list[dict]:
-        return self._companies.by_shared("domain", domain.lower())
+        return self._companies.by_shared("domains", domain.lower())
 
     def put_company(self, record: dict, old: dict | None = None) -> dict:
         """Insert or replace a company; a new name is copied to every record it owns."""
