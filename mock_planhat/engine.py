@@ -74,15 +74,20 @@ def _prepared(tenant: Tenant, model: Model, row: dict, old: dict | None) -> dict
     return row
 
 
+LINK_REASONS = {"companies": "unknown_company", "endusers": "unknown_user"}
+
+
 def _resolved_link(tenant: Tenant, name: str, target: str, value):
     """A link's keys as ``_id``s (a list keeps its order, once each); a key naming no record of
-    ``target`` (a pending contact is not an end user yet) is refused, naming the field."""
+    ``target`` (a pending contact is not an end user yet) is refused (a 404, as for
+    ``companyId``), naming the field and the item."""
     c = tenant.collections[target]
 
     def one(key, where: str) -> str:
         found = _by_key(key, c.get, c.by_external_id, c.by_source_id)
         if found is None or found["_id"] not in c.records:
-            raise Rejected("invalid_field", f"{where}: no {c.model.name} matches {key!r}", where)
+            raise Rejected(LINK_REASONS[target], f"{where}: no {c.model.name} matches {key!r}",
+                           where)
         return found["_id"]
     if isinstance(value, list):
         return list(dict.fromkeys(one(key, f"{name}[{i}]") for i, key in enumerate(value)))

@@ -117,6 +117,9 @@ def input_schema(model: Model, fields: Fields, create: bool) -> dict:
     owner = (f" `{model.company_field}` names the owning company (an `_id`, `extid-…` or "
              "`srcid-…`; 404 when no company matches)." if model.company_field else "")
     needs = f" A new one needs {', '.join(model.required)}." if model.required else ""
+    links = (f" {', '.join(f'`{n}`' for n in model.links)} link to companies or end users "
+             "(keys as for the company; stored as `_id`s; 404 naming the item when one matches "
+             "nothing; a deleted record's id leaves them)." if model.links else "")
     props = {}
     for name, check in model.checks.items():
         required = name in model.required
@@ -127,7 +130,7 @@ def input_schema(model: Model, fields: Fields, create: bool) -> dict:
     what = "A new" if create else "Fields to change on a"
     schema = {"type": "object",
               "description": f"{what} {model.name}. Null means 'not sent'; unknown fields are "
-                             f"stored as sent (nested at most 32 levels).{needs}{owner}",
+                             f"stored as sent (nested at most 32 levels).{needs}{owner}{links}",
               "properties": props}
     if create and model.required:
         schema["required"] = list(model.required)

@@ -288,7 +288,7 @@ def test_nps_score_and_end_user(api, acme):
 
 def test_deleting_an_end_user_keeps_their_nps_responses_with_euid_null(api, acme):
     """Like a company's links: the response stays (it is the company's), its euId becomes null;
-    an NPS response naming an end user that does not exist is a 400 naming euId."""
+    an NPS response naming an end user that does not exist is a 404 naming euId."""
     ada = api.post("/endusers", json={"email": "ada@acme.com", "externalId": "ada",
                                       "companyId": "extid-acme"}).get_json()
     made = api.post("/nps", json={"email": "ada@acme.com", "score": 9}).get_json()
@@ -300,13 +300,14 @@ def test_deleting_an_end_user_keeps_their_nps_responses_with_euid_null(api, acme
         assert kept["euId"] is None and kept["score"] == record["score"]
     assert api.get("/nps?euId=" + ada["_id"]).get_json() == []
     bad = api.post("/nps", json={"email": "x@y.org", "score": 3, "euId": "extid-ada"})
-    assert bad.status_code == 400 and bad.get_json()["field"] == "euId"
+    assert bad.status_code == 404 and bad.get_json()["field"] == "euId"
+    assert bad.get_json()["error"] == "unknown_user"
     assert "no end user matches 'extid-ada'" in bad.get_json()["message"]
 
 
 def test_issue_links_are_resolved_and_kept_in_step(api, acme):
     """An Issue's companyIds and enduserIds (Planhat's spelling; endUserIds too) take any key,
-    are stored as _ids, refuse a key that names nothing (400 naming the item) and lose the id
+    are stored as _ids, refuse a key that names nothing (404 naming the item) and lose the id
     of a record deleted later."""
     beta = api.post("/companies", json={"name": "Beta", "sourceId": "b"}).get_json()
     ada = api.post("/endusers", json={"email": "ada@acme.com", "externalId": "ada",
@@ -319,16 +320,18 @@ def test_issue_links_are_resolved_and_kept_in_step(api, acme):
         "enduserIds": ["extid-ada", bo["_id"]], "endUserIds": ["extid-bo"]}).get_json()
     assert made["companyIds"] == [acme["_id"], beta["_id"]]
     assert made["enduserIds"] == [ada["_id"], bo["_id"]] and made["endUserIds"] == [bo["_id"]]
-    for field, value in (("companyIds", ["extid-acme", "extid-nope"]),
-                         ("enduserIds", ["extid-nobody"]), ("endUserIds", ["acme"])):
+    for field, value, reason in (("companyIds", ["extid-acme", "extid-nope"], "unknown_company"),
+                                 ("enduserIds", ["extid-nobody"], "unknown_user"),
+                                 ("endUserIds", ["acme"], "unknown_user")):
         bad = api.post("/issues", json={"title": "x", field: value})
-        assert bad.status_code == 400, field
+        assert bad.status_code == 404, field
         index = len(value) - 1
         assert bad.get_json()["field"] == f"{field}[{index}]"
-        assert "matches" in bad.get_json()["message"]
+        assert bad.get_json()["error"] == reason and "matches" in bad.get_json()["message"]
         bulk = api.put("/issues", json=[{"externalId": "i1", field: value}])
         assert bulk.status_code == 206
-        assert bulk.get_json()["updatedErrors"][0]["field"] == f"{field}[{index}]"
+        error = bulk.get_json()["updatedErrors"][0]
+        assert error["field"] == f"{field}[{index}]" and error["reason"] == reason
     api.put("/companies/extid-acme", json={"name": "Acme Renamed"})
     assert api.get("/issues/extid-i1").get_json()["companyIds"] == [acme["_id"], beta["_id"]]
     assert api.delete("/endusers/extid-bo").status_code == 200

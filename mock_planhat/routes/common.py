@@ -121,7 +121,8 @@ def filter_values(*names: str) -> set[str] | None:
 
 STATUS_BY_REASON = {
     "ambiguous_email": 409, "duplicate_external_id": 409, "duplicate_source_id": 409,
-    "unknown_id": 404, "unknown_company": 404, "company_has_records": 409,
+    "unknown_id": 404, "unknown_company": 404, "unknown_user": 404,
+    "company_has_records": 409,
 }
 
 
