@@ -67,6 +67,9 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
             if not _admin_allowed(req.remote_addr, admin_from):
                 raise errors.ApiError(403, "forbidden", "the admin API and the dashboard answer "
                                       "loopback clients only (and --admin-from networks)", None)
+            if req.method in recording.RECORDED_METHODS:  # it may change a tenant outside
+                for tenant in fake.registry.all():  # a recording: a base not started is stale
+                    recording.drop_unstarted(tenant)
             return None
         # Segment's tracking API learns its tenant from the body (writeKey wins over Basic):
         # that tenant's rules apply once the body is read (attribute_tenant), not the header's
@@ -80,7 +83,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         elif PARENT not in environ and recording.may_record(req.method, req.path):
             tenant = fake.registry.by_tenant_token(hint) if hint else None
             if tenant is not None and tenant.recording_base is None:
-                environ[_STARTED] = recording.before_request(tenant)
+                recording.before_request(tenant, config.recording_bytes)
         return answer
 
     @app.after_request
@@ -113,7 +116,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 recording.record_request(tenant, req.method, _raw_path(environ),
                                          quote(req.query_string, safe=_URI_SAFE),
                                          response.status_code, body, answer,
-                                         environ.get(_STARTED))
+                                         config.recording_bytes)
         return response
 
     @app.teardown_request
@@ -199,7 +202,6 @@ def release_memory() -> None:
 
 _HINT = "mock_planhat.tenant_hint"
 _EARLY = "mock_planhat.answered_early"  # a fault rule or a rate limit answered: not recorded
-_STARTED = "mock_planhat.recording_started"  # the recording base this request began
 _FAULTS_CHECKED = "mock_planhat.faults_checked"
 
 

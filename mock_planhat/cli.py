@@ -15,6 +15,7 @@ from .config import (
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_RECORDING_BYTES,
     EMAIL_MATCH_POLICIES,
     ENV_API_TOKEN,
     ENV_AUTOSAVE,
@@ -92,6 +93,10 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    metavar="BYTES", help="bytes of one body (journal) or payload (report) "
                    "kept; a longer one keeps its head, marked truncated (default "
                    "%(default)s = 64 KB)")
+    p.add_argument("--recording-bytes", type=_count, default=DEFAULT_RECORDING_BYTES,
+                   metavar="BYTES", help="bytes of Segment calls and Planhat writes each "
+                   "tenant's recording (GET /__admin/scenario, record) keeps; 0 turns "
+                   "recording off (default %(default)s = 64 MB)")
     p.add_argument("--max-body", type=_count, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help="largest request body accepted (default %(default)s = 32 MB)")
     p.add_argument("--read-timeout", type=_seconds, default=DEFAULT_READ_TIMEOUT,
@@ -257,6 +262,7 @@ def serve(args) -> int:
                                  report_size=args.report_size,
                                  report_bytes=args.report_bytes,
                                  payload_bytes=args.payload_bytes,
+                                 recording_bytes=args.recording_bytes,
                                  max_body=args.max_body or DEFAULT_MAX_BODY,
                                  admin_from=args.admin_from,
                                  rate_limit=args.rate_limit)

@@ -18,6 +18,7 @@ DEFAULT_API_TOKEN = "mock-api-token"
 DEFAULT_JOURNAL_SIZE = 10_000
 DEFAULT_JOURNAL_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
+DEFAULT_RECORDING_BYTES = 64 * 1024 * 1024  # a tenant's recording (GET /__admin/scenario)
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
 UNASSIGNED_POLICIES = ("hold", "discard")
 SERVERS = ("waitress", "werkzeug")  # --server; the first is the default
@@ -85,6 +86,7 @@ class Config:
     report_bytes: int = DEFAULT_REPORT_BYTES
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     max_body: int = DEFAULT_MAX_BODY
+    recording_bytes: int = DEFAULT_RECORDING_BYTES  # per tenant; 0 = recording off
     admin_from: list = field(default_factory=list)  # CIDRs besides loopback (--admin-from)
     rate_limit: str | None = None  # every tenant's default: planhat, N/s, N/min, off
     clock: Callable[[], float] = time.monotonic  # monotonic seconds, for the rate limits
@@ -105,7 +107,8 @@ class Config:
             )
         if self.journal_size < 0 or self.max_body < 1:
             raise ValueError("journal_size must be >= 0 and max_body >= 1")
-        for name in ("journal_bytes", "report_size", "report_bytes", "payload_bytes"):
+        for name in ("journal_bytes", "report_size", "report_bytes", "payload_bytes",
+                     "recording_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for cidr in self.admin_from:

@@ -27,6 +27,11 @@ to itself while applying a Segment call, answers of a fault rule or a rate limit
 
 Volatile values (``_id``, ``createDate``, ``updatedAt``) are not asserted. The text is made
 step by step (a generator), so a long recording is never one big string.
+
+Cost: a tenant keeps at most ``Config.recording_bytes`` (``--recording-bytes``) of items; 0
+turns recording off (nothing kept, no base dumped). The base is kept as compact JSON bytes,
+dumped at most once per recording: a write that is refused (401, 403, 408, 413, 429) leaves
+it in place, the recording "not started" until an item is kept.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from .report import NO_USER_ANON_ID
-from .store import RECORDING_BYTES, Tenant
+from .store import Tenant
 
 IDENTIFYING = ("externalId", "email", "sourceId", "firstName", "lastName", "name", "position",
                "phone")
@@ -55,27 +60,38 @@ class RecordingError(ValueError):
     pass
 
 
-def _keep(tenant: Tenant, raw: bytes) -> None:
-    """Keep one recorded item; past RECORDING_BYTES items are only counted. The caller holds
-    the tenant's lock."""
-    if tenant.recording_dropped or tenant.recording_bytes + len(raw) > RECORDING_BYTES:
+def _keep(tenant: Tenant, raw: bytes, limit: int) -> None:
+    """Keep one recorded item; past ``limit`` bytes items are only counted. The first kept
+    item starts the recording: its base's time becomes now. The caller holds the lock."""
+    if not tenant.recording_calls and not tenant.recording_dropped:
+        tenant.recording_base = (tenant.now_iso(), tenant.recording_base[1])
+    if tenant.recording_dropped or tenant.recording_bytes + len(raw) > limit:
         tenant.recording_dropped += 1  # past the bound: later items are only counted
         return
     tenant.recording_calls.append(raw)
     tenant.recording_bytes += len(raw)
 
 
-def _begin(tenant: Tenant) -> dict:
-    """Start the recording: the state now is its ``given``. The caller holds the lock."""
+def _begin(tenant: Tenant) -> None:
+    """Dump the base: the state now, as compact JSON bytes (parsed back only when the
+    scenario is written). The caller holds the lock."""
     from .snapshot import dump_tenant
 
-    tenant.recording_base = {"tenant": dump_tenant(tenant), "at": tenant.now_iso()}
-    return tenant.recording_base
+    text = json.dumps(dump_tenant(tenant), separators=(",", ":"))
+    tenant.recording_base = (tenant.now_iso(), text.encode())
 
 
-def record_calls(tenant: Tenant, calls: list) -> None:
-    """Keep Segment calls for ``GET /__admin/scenario``; the first recorded item starts the
-    recording (the state before it is kept)."""
+def started(tenant: Tenant) -> bool:
+    """The recording holds an item (a base alone is a recording not started yet)."""
+    return bool(tenant.recording_calls or tenant.recording_dropped)
+
+
+def record_calls(tenant: Tenant, calls: list, limit: int) -> None:
+    """Keep Segment calls for ``GET /__admin/scenario`` (``limit``: the bound in bytes, 0 =
+    recording off); the first recorded item starts the recording (the state before it is
+    kept)."""
+    if limit <= 0:
+        return
     with tenant.lock:
         if tenant.recording_base is None:
             _begin(tenant)
@@ -85,7 +101,7 @@ def record_calls(tenant: Tenant, calls: list) -> None:
             if tenant.recording_dropped:
                 tenant.recording_dropped += 1
                 continue
-            _keep(tenant, json.dumps(call, separators=(",", ":")).encode())
+            _keep(tenant, json.dumps(call, separators=(",", ":")).encode(), limit)
 
 
 def forget(tenant: Tenant) -> None:
@@ -98,25 +114,35 @@ def forget(tenant: Tenant) -> None:
         tenant.recording_dropped = 0
 
 
+def drop_unstarted(tenant: Tenant) -> None:
+    """A base dumped for a recording that has not started is dropped (the state may change
+    by a way that is not recorded: an admin write, a 5xx); the next item dumps it again."""
+    with tenant.lock:
+        if tenant.recording_base is not None and not started(tenant):
+            tenant.recording_base = None
+
+
 def may_record(method: str, path: str) -> bool:
     """A Planhat request of this method and path is recorded (if its answer is one to keep)."""
     return method in RECORDED_METHODS and not path.startswith(SEGMENT_PATHS)
 
 
-def before_request(tenant: Tenant) -> dict | None:
-    """Before a Planhat request that ``may_record``: when the tenant's recording has not
-    started, it starts here (the state before this request becomes its ``given``). Returns
-    the base this request made, for ``record_request`` to take back if the request is not
-    recorded after all."""
+def before_request(tenant: Tenant, limit: int) -> None:
+    """Before a Planhat request that ``may_record``: when the tenant has no base yet (and
+    recording is on), it is dumped here — the state before this request. Dumped at most once
+    per recording: a request that is not recorded after all leaves it for the next one."""
+    if limit <= 0:
+        return
     with tenant.lock:
-        return _begin(tenant) if tenant.recording_base is None else None
+        if tenant.recording_base is None:
+            _begin(tenant)
 
 
 def record_request(tenant: Tenant, method: str, path: str, query: str, status: int,
-                   body: bytes, answer: bytes = b"", started: dict | None = None) -> None:
+                   body: bytes, answer: bytes, limit: int) -> None:
     """Keep a Planhat request that arrived while the tenant is being recorded, if it can
     change state and be replayed (see the module); its answer is kept when it holds ids, so
-    later requests naming them can be replayed. ``started``: what ``before_request`` gave."""
+    later requests naming them can be replayed. ``limit``: the bound in bytes."""
     keep = may_record(method, path) and status not in NOT_RECORDED_STATUS and status < 500
     if keep:
         answer = answer if _ID_IN_ANSWER.search(answer) else b""
@@ -125,16 +151,15 @@ def record_request(tenant: Tenant, method: str, path: str, query: str, status: i
                           separators=(",", ":")).encode()
     with tenant.lock:
         if not keep:
-            if (started is not None and tenant.recording_base is started
-                    and not tenant.recording_calls and not tenant.recording_dropped):
-                tenant.recording_base = None  # it started the recording for nothing
-            return
+            if status >= 500:  # it may have changed part of the state: the base is stale
+                drop_unstarted(tenant)
+            return  # refused before any change: the base stays for the next write
         if tenant.recording_base is None:
             return
         if tenant.recording_dropped:
             tenant.recording_dropped += 1
             return
-        _keep(tenant, REQUEST + head + b"\n" + body + answer)
+        _keep(tenant, REQUEST + head + b"\n" + body + answer, limit)
 
 
 def _call_keys() -> dict[str, tuple[set, list]]:
@@ -180,20 +205,22 @@ def scenario_lines(tenant: Tenant) -> Iterator[str]:
     from .snapshot import FORMAT, FORMAT_VERSION, dump_tenant
 
     with tenant.lock:
+        if not started(tenant):
+            raise RecordingError("the tenant has received no Segment call (/v1/*, "
+                                 "/dock/segment) and no Planhat request that could change it "
+                                 "(POST, PUT, PATCH, DELETE) since it was created, reset or "
+                                 "restored: nothing to record")
+        if tenant.recording_dropped:
+            raise RecordingError(f"the recording is incomplete: {tenant.recording_dropped} "
+                                 "call(s) over its bound were not kept; reset the tenant and "
+                                 "record less traffic")
         base = tenant.recording_base
         calls = list(tenant.recording_calls)
-        dropped = tenant.recording_dropped
         now = dump_tenant(tenant)
         now["reportDropped"] = dict(tenant.report.dropped)
-    if base is None:
-        raise RecordingError("the tenant has received no Segment call (/v1/*, /dock/segment) "
-                             "and no Planhat request that could change it (POST, PUT, PATCH, "
-                             "DELETE) since it was created, reset or restored: nothing to "
-                             "record")
-    if dropped:
-        raise RecordingError(f"the recording is incomplete: {dropped} call(s) over its bound "
-                             "were not kept; reset the tenant and record less traffic")
-    return _lines(tenant, base, calls, now, FORMAT, FORMAT_VERSION)
+    at, data = base
+    return _lines(tenant, {"at": at, "tenant": json.loads(data)}, calls, now, FORMAT,
+                  FORMAT_VERSION)
 
 
 def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:

@@ -29,7 +29,6 @@ class IdCollision(Exception):
 
 
 _last_stamp: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, its text)
-RECORDING_BYTES = 64 * 1024 * 1024  # calls and requests a tenant's recording keeps, in bytes
 
 
 def now_iso() -> str:
@@ -275,9 +274,9 @@ class Tenant:
 
     def clear(self) -> None:
         self.clock_millis: int | None = None
-        # The recording (GET /__admin/scenario): the state before the first recorded item and
-        # the calls since, as JSON bytes, bounded by RECORDING_BYTES.
-        self.recording_base: dict | None = None
+        # The recording (GET /__admin/scenario): the state before the first recorded item, as
+        # (time, compact JSON bytes), and the calls since, as JSON bytes (see recording.py).
+        self.recording_base: tuple[str, bytes] | None = None
         self.recording_calls: list[bytes] = []
         self.recording_bytes = 0
         self.recording_dropped = 0

@@ -363,8 +363,13 @@ def recorded_scenario():
     """The scenario file that replays what the tenant received (YAML)."""
     from ..recording import RecordingError, scenario_lines
 
+    tenant = _tenant()
+    if _fake().config.recording_bytes <= 0:
+        raise ApiError(409, "recording_off", "tenant: recording is off (the server was started "
+                       "with --recording-bytes 0); start it with --recording-bytes BYTES "
+                       "(default 64 MB) to record", "tenant")
     try:
-        lines = scenario_lines(_tenant())
+        lines = scenario_lines(tenant)
     except RecordingError as exc:
         raise ApiError(409, "nothing_to_record", f"tenant: {exc}", "tenant") from None
     return Response(lines, mimetype="application/yaml")

@@ -322,7 +322,7 @@ def _deliver(tenant, calls: list, many: bool):
     transport = _LinkedTransport(current_app._get_current_object(), (entry_id, caused))
     destination = Destination(settings, transport,
                               backoff_base=RETRY_BACKOFF_BASE, backoff_max=RETRY_BACKOFF_MAX)
-    record_calls(tenant, calls)
+    record_calls(tenant, calls, current_app.extensions["mock_planhat"].config.recording_bytes)
     result = destination.send_many(calls) if many else destination.send(calls[0])
     with tenant.lock:
         tenant.history.counts["segment", "received", None] += len(calls)

@@ -73,8 +73,8 @@ class Target:
             if app is None:
                 from mock_planhat import Config, create_app
 
-                app = create_app(Config(journal_size=100_000,
-                                        journal_bytes=128 * 1024 * 1024))
+                app = create_app(Config(journal_size=100_000,  # nobody records a run
+                                        journal_bytes=128 * 1024 * 1024, recording_bytes=0))
             self.app = app
             self.base = IN_PROCESS_BASE
             self.transport = WsgiTransport(app)
