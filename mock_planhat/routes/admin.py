@@ -41,12 +41,57 @@ def health():
     return jsonify({"status": "ok"})
 
 
+_CHUNK = 64 * 1024  # characters a streamed JSON answer sends at a time
+
+
+def _streamed(doc: dict, depth: int) -> Response:
+    """``jsonify(doc)``, byte for byte, sent in chunks: the containers of the first ``depth``
+    levels are written piece by piece, each value below them with one ``json.dumps`` — so a
+    large state is never one whole text. The values must not change while it is sent: the
+    callers hand over copies of the containers, and records are never mutated in place (a
+    writer stores a new dict; see store.py), so this runs outside the tenant's lock."""
+    provider = current_app.json
+    if not provider.compact:  # indented (debug): not worth streaming
+        return jsonify(doc)
+
+    def dumps(value) -> str:
+        return provider.dumps(value, separators=(",", ":"))
+
+    def pieces(value, level: int):
+        if level <= 0 or not isinstance(value, (dict, list)) or not value:
+            yield dumps(value)
+        elif isinstance(value, dict):
+            keys = sorted(value) if provider.sort_keys else list(value)
+            for i, key in enumerate(keys):
+                yield ("{" if i == 0 else ",") + dumps(key) + ":"
+                yield from pieces(value[key], level - 1)
+            yield "}"
+        else:
+            for i, item in enumerate(value):
+                yield "[" if i == 0 else ","
+                yield from pieces(item, level - 1)
+            yield "]"
+
+    def chunks():
+        buffer, size = [], 0
+        for piece in pieces(doc, depth):
+            buffer.append(piece)
+            size += len(piece)
+            if size >= _CHUNK:
+                yield "".join(buffer)
+                buffer, size = [], 0
+        buffer.append("\n")
+        yield "".join(buffer)
+
+    return Response(chunks(), mimetype=provider.mimetype)
+
+
 @bp.get("/state")
 def state():
     tenant = _tenant()
     with tenant.lock:
-        snapshot = tenant.snapshot()
-    return jsonify(snapshot)
+        snapshot = tenant.snapshot()  # copies of the lists: a consistent view
+    return _streamed(snapshot, 2)  # the state, its lists, then one record at a time
 
 
 @bp.post("/reset")
@@ -315,9 +360,10 @@ def assign(pid):
 @bp.get("/snapshot")
 def get_snapshot():
     """One tenant (``?tenant=``) or every tenant, as a version-tagged snapshot document."""
+    # the document, its tenants, each tenant, its lists, then one record at a time
     if "tenant" in request.args:
-        return jsonify(snapshot.dump([_tenant()]))
-    return jsonify(snapshot.dump_all(_fake().registry))
+        return _streamed(snapshot.dump([_tenant()]), 4)
+    return _streamed(snapshot.dump_all(_fake().registry), 4)
 
 
 @bp.put("/snapshot")
