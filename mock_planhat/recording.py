@@ -29,7 +29,8 @@ Volatile values (``_id``, ``createDate``, ``updatedAt``) are not asserted. The t
 step by step (a generator), so a long recording is never one big string.
 
 Cost: a tenant keeps at most ``Config.recording_bytes`` (``--recording-bytes``) of items; 0
-turns recording off (nothing kept, no base dumped). The base is kept as compact JSON bytes,
+turns recording off (nothing kept, no base dumped). The base is kept as compact JSON bytes
+(zlib-compressed),
 dumped at most once per recording: a write that is refused (401, 403, 408, 413, 429) leaves
 it in place, the recording "not started" until an item is kept.
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from functools import lru_cache
@@ -73,12 +75,13 @@ def _keep(tenant: Tenant, raw: bytes, limit: int) -> None:
 
 
 def _begin(tenant: Tenant) -> None:
-    """Dump the base: the state now, as compact JSON bytes (parsed back only when the
-    scenario is written). The caller holds the lock."""
+    """Dump the base: the state now, as compact JSON, zlib-compressed (fast level: ~6x
+    smaller; parsed back only when the scenario is written). Unlike the lists of live records
+    a dict tree would hold, it keeps no replaced record alive. The caller holds the lock."""
     from .snapshot import dump_tenant
 
     text = json.dumps(dump_tenant(tenant), separators=(",", ":"))
-    tenant.recording_base = (tenant.now_iso(), text.encode())
+    tenant.recording_base = (tenant.now_iso(), zlib.compress(text.encode(), 1))
 
 
 def started(tenant: Tenant) -> bool:
@@ -219,8 +222,8 @@ def scenario_lines(tenant: Tenant) -> Iterator[str]:
         now = dump_tenant(tenant)
         now["reportDropped"] = dict(tenant.report.dropped)
     at, data = base
-    return _lines(tenant, {"at": at, "tenant": json.loads(data)}, calls, now, FORMAT,
-                  FORMAT_VERSION)
+    base = {"at": at, "tenant": json.loads(zlib.decompress(data))}
+    return _lines(tenant, base, calls, now, FORMAT, FORMAT_VERSION)
 
 
 def _lines(tenant, base, calls, now, fmt, version) -> Iterator[str]:
