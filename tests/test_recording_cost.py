@@ -102,3 +102,24 @@ def test_an_admin_write_before_the_recording_starts_makes_a_fresh_base(dumps):
     doc = yaml.safe_load(client.get("/__admin/scenario").get_data(as_text=True))
     assert doc["clock"] == "2024-06-01T00:00:00.000Z"
     assert doc["given"]["snapshot"]["tenants"][0]["clock"] == {"now": "2024-06-01T00:00:00.000Z"}
+
+
+def test_a_5xx_before_the_recording_starts_makes_a_fresh_base(dumps, monkeypatch):
+    import mock_planhat.engine
+
+    client = create_app(Config()).test_client()
+    assert client.post("/companies", json={"name": "X"},  # refused; the base is dumped
+                       headers={"Authorization": f"Bearer {TENANT}"}).status_code == 401
+    real = mock_planhat.engine.create
+
+    def half_done(tenant, model, row):  # the record is stored, then the request fails
+        real(tenant, model, row)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(mock_planhat.engine, "create", half_done)
+    assert client.post("/companies", headers=API, json={"name": "Half"}).status_code == 500
+    monkeypatch.setattr(mock_planhat.engine, "create", real)
+    assert client.post("/companies", headers=API, json={"name": "Acme"}).status_code == 200
+    assert len(dumps) == 2
+    doc = yaml.safe_load(client.get("/__admin/scenario").get_data(as_text=True))
+    assert [c["name"] for c in doc["given"]["snapshot"]["tenants"][0]["companies"]] == ["Half"]
