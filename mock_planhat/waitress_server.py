@@ -220,10 +220,18 @@ class _TcpServer(TcpWSGIServer):
     def maintenance(self, now):
         """waitress closes a channel idle past the channel timeout; a request whose headers
         came and whose body stalled gets the 408 first (as a stalled sized or chunked body
-        does on the werkzeug server)."""
+        does on the werkzeug server). A client that takes none of its answers for as long
+        is cut off too: its thread waits for the answers to drain (past waitress's high
+        watermark), and a few such clients would hold every thread for as long as they
+        stay connected."""
         cutoff = now - self.adj.channel_timeout
         for channel in list(self.active_channels.values()):
-            if channel.requests or channel.last_activity >= cutoff:
+            if channel.last_activity >= cutoff:
+                continue
+            if channel.requests:
+                # a thread waits for the client to take its answers: close, which frees it
+                if channel.total_outbufs_len > channel.adj.outbuf_high_watermark:
+                    channel.will_close = True
                 continue
             partial = channel.request
             if partial is not None and partial.headers_finished and not partial.completed:

@@ -1,0 +1,57 @@
+"""The default server (waitress) as a hostile client attacks it: raw sockets against a live
+server. Each test names the attack; what the server must do is in its docstring."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from conftest import exchange
+
+from mock_planhat import Config, create_app
+from mock_planhat.server import Server
+
+API = b"Authorization: Bearer mock-api-token\r\n"
+HEALTH = b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+@pytest.fixture
+def server():
+    """The default server with a short read timeout."""
+    server = Server(create_app(Config()), "127.0.0.1", 0, read_timeout=0.5).start()
+    assert server.name == "waitress"
+    yield server
+    server.stop()
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def _put(server, rows) -> None:
+    body = json.dumps(rows).encode()
+    raw = exchange(server, b"PUT /companies HTTP/1.1\r\nHost: x\r\n" + API +
+                   b"Content-Type: application/json\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body), timeout=30)
+    assert _status(raw) == 200, raw[:300]
+
+
+def test_attack_client_that_never_reads_its_answers_is_cut_off(server):
+    """Pipelined requests for large answers, none of them read: past waitress's high
+    watermark the thread answering waits for the client, so a few such clients would hold
+    every thread. After the read timeout without taking a byte the connection is closed
+    (the thread freed), not kept for as long as the client likes."""
+    blob = {f"k{k}": "x" * 60_000 for k in range(50)}
+    _put(server, [{"externalId": f"big{i}", "name": f"Big {i}", "custom": blob}
+                  for i in range(7)])  # GET /__admin/state: ~21 MB
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET /__admin/state HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        time.sleep(3)  # the read timeout is 0.5 s
+        answers, out = 0, b""
+        while chunk := conn.recv(1 << 20):  # a socket timeout here: never closed
+            out += chunk
+        answers = out.count(b"HTTP/1.1 200 ")
+    assert 1 <= answers < 3
+    assert _status(exchange(server, HEALTH)) == 200
