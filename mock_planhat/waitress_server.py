@@ -121,8 +121,10 @@ class _Parser(HTTPRequestParser):
             if self.layer_error is not None:
                 self.error, self.completed = self.layer_error, True
             elif self.chunked and self.body_rcv is not None \
-                    and len(self.body_rcv) > self.max_body:
-                # waitress counts the chunked encoding's own bytes; the limit is the body's
+                    and len(self.body_rcv) + self.body_rcv.chunk_remainder > self.max_body:
+                # waitress counts the chunked encoding's own bytes; the limit is the body's,
+                # with the chunk being read counted whole: a chunk size over the limit is
+                # refused at once, not after its bytes came (or the read timeout)
                 self.error, self.completed = RequestEntityTooLarge("chunked body"), True
         if self.error is not None:
             # refused already: no "100 Continue" invites a body that will not be read (the

@@ -55,3 +55,25 @@ def test_attack_client_that_never_reads_its_answers_is_cut_off(server):
         answers = out.count(b"HTTP/1.1 200 ")
     assert 1 <= answers < 3
     assert _status(exchange(server, HEALTH)) == 200
+
+
+@pytest.fixture
+def small_server():
+    """The default server with a body limit of 1000 bytes and a short read timeout."""
+    server = Server(create_app(Config(max_body=1000)), "127.0.0.1", 0, read_timeout=0.5).start()
+    yield server
+    server.stop()
+
+
+CHUNKED = (b"PUT /endusers HTTP/1.1\r\nHost: x\r\n" + API +
+           b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+
+@pytest.mark.parametrize("size", [b"3e9", b"f" * 100])
+def test_attack_chunk_size_over_the_limit_is_refused_at_once(small_server, size):
+    """A chunk that says it is larger than the body's limit is a 413 when its size line
+    comes, not a wait for bytes that will be refused (or a 408 once the client stalls)."""
+    raw = exchange(small_server, CHUNKED + size + b"\r\n[]")
+    assert _status(raw) == 413
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert body["error"] == "request_entity_too_large" and body["field"] == "body"
