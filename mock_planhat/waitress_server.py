@@ -115,6 +115,17 @@ class _Parser(HTTPRequestParser):
             return _LayerError(413, f"over the limit of {self.max_body} bytes", "body")
         return None
 
+    @staticmethod
+    def _chunked_lines_error(receiver) -> BadRequest | None:
+        """waitress keeps a chunk-size line (with its extensions) and the trailer until their
+        line ends come, without a bound (and joins them anew for every read): each is held to
+        the header line's limit."""
+        if len(receiver.control_line) > MAX_LINE:
+            return BadRequest(f"a chunk-size line is over {MAX_LINE} bytes")
+        if len(receiver.trailer) > MAX_LINE:
+            return BadRequest(f"the trailer after the last chunk is over {MAX_LINE} bytes")
+        return None
+
     def received(self, data):
         consumed = super().received(data)
         if self.error is None:
@@ -126,6 +137,10 @@ class _Parser(HTTPRequestParser):
                 # with the chunk being read counted whole: a chunk size over the limit is
                 # refused at once, not after its bytes came (or the read timeout)
                 self.error, self.completed = RequestEntityTooLarge("chunked body"), True
+            elif self.chunked and self.body_rcv is not None and not self.completed:
+                self.error = self._chunked_lines_error(self.body_rcv)
+                if self.error is not None:
+                    self.completed = True
         if self.error is not None:
             # refused already: no "100 Continue" invites a body that will not be read (the
             # channel would send one, and reopen the request for the body)

@@ -77,3 +77,16 @@ def test_attack_chunk_size_over_the_limit_is_refused_at_once(small_server, size)
     assert _status(raw) == 413
     body = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert body["error"] == "request_entity_too_large" and body["field"] == "body"
+
+
+@pytest.mark.parametrize("head", [b"", b"2;ext=", b"0\r\nX-Trailer: "],
+                         ids=["size_line", "chunk_extension", "trailer"])
+def test_attack_endless_chunk_size_line_or_trailer_is_refused(server, head):
+    """A chunk-size line (or its extension, or a trailer) that never ends was kept whole,
+    however long: it is held to the header line's limit (64 KB), a 400 about the chunked
+    body, the connection closed."""
+    raw = exchange(server, CHUNKED + head + b"1" * 65_600)
+    assert _status(raw) == 400
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert body["error"] == "invalid_body" and body["field"] == "Transfer-Encoding"
+    assert "65536 bytes" in body["message"]
