@@ -35,6 +35,11 @@ THREADS = 16  # waitress's request threads: a fault rule's delay (up to 30 s) ho
 MAX_LINE = 65536  # bytes of the request line, and of one header line
 MAX_HEADERS = 100
 
+# a request with both lengths: the servers behind a proxy may each take another one of them
+# (request smuggling), so it is refused rather than read by Transfer-Encoding
+_BOTH_LENGTHS = ("Content-Length and Transfer-Encoding both given: which body length is meant "
+                 "cannot be told; send one")
+
 # status -> (error code, the field the message is about), for the answers of the HTTP layer
 _LAYER_ERRORS = {
     400: ("bad_request", "request line"),
@@ -98,6 +103,9 @@ class _JsonErrorHandler(WSGIRequestHandler):
         if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
             self.send_error(400, f"{', '.join(sorted(lengths))!r} is not one body length",
                             field="Content-Length")
+            return
+        if lengths and "Transfer-Encoding" in self.headers:
+            self.send_error(400, _BOTH_LENGTHS, field="Content-Length")
             return
         super().run_wsgi()
 

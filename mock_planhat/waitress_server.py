@@ -41,7 +41,15 @@ from waitress.utilities import (
 )
 
 from .errors import READ_TIMEOUT_MESSAGE, REFUSED_BODY
-from .server import MAX_HEADERS, MAX_LINE, THREADS, _version, layer_error, layer_error_fields
+from .server import (
+    _BOTH_LENGTHS,
+    MAX_HEADERS,
+    MAX_LINE,
+    THREADS,
+    _version,
+    layer_error,
+    layer_error_fields,
+)
 
 IDENT = "mock-planhat"
 RECV_BYTES = 64 * 1024
@@ -111,6 +119,8 @@ class _Parser(HTTPRequestParser):
             return _LayerError(400, "no HTTP version (HTTP/0.9 is not supported)")
         if self.version not in ("1.0", "1.1"):
             return _LayerError(505, f"HTTP/{self.version} is not supported; send HTTP/1.1")
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            return _LayerError(400, _BOTH_LENGTHS, "Content-Length")
         if not self.chunked and self.content_length > self.max_body:
             return _LayerError(413, f"over the limit of {self.max_body} bytes", "body")
         return None

@@ -53,6 +53,10 @@ LAYER_CASES = {
                              b"Content-Length: 3\r\n\r\n[]", 400, "Content-Length"),
     "content_length_negative": (b"PUT /endusers HTTP/1.1\r\n" + API +
                                 b"Content-Length: -5\r\n\r\n[]", 400, "Content-Length"),
+    "content_length_with_transfer_encoding": (
+        b"PUT /endusers HTTP/1.1\r\n" + API + b"Content-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n"
+        b"GET /__admin/health HTTP/1.1\r\n\r\n", 400, "Content-Length"),
     "content_length_not_a_number": (b"PUT /endusers HTTP/1.1\r\n" + API +
                                     b"Content-Length: 2x\r\n\r\n[]", 400, "Content-Length"),
 }
