@@ -309,6 +309,9 @@ class WaitressServer:
             # bytes asked of each recv(): Python allocates that much per call, and 256 KB cost
             # ~30 us a call against ~5 us for 64 KB (which also reads a 30 MB body faster)
             recv_bytes=RECV_BYTES, expose_tracebacks=False,
+            # poll(), not select(): select() fails on a descriptor past 1024 (a process with
+            # many files open, or many connections), and the I/O loop with it
+            asyncore_use_poll=True,
             # X-Forwarded-* reach the app as sent, as on werkzeug (the fake reads none of them;
             # waitress would wrap the app to delete them on every request)
             clear_untrusted_proxy_headers=False)

@@ -4,6 +4,7 @@ server. Each test names the attack; what the server must do is in its docstring.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
@@ -90,3 +91,34 @@ def test_attack_endless_chunk_size_line_or_trailer_is_refused(server, head):
     body = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert body["error"] == "invalid_body" and body["field"] == "Transfer-Encoding"
     assert "65536 bytes" in body["message"]
+
+
+CONNECTION_LIMIT = 1000  # waitress's, as the server sets it
+
+
+def _allow_open_files(count: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(count, hard), hard))
+
+
+
+def test_attack_server_with_file_descriptors_past_1024(tmp_path):
+    """A process holding over 1024 open files (a big test suite, the fake in-process): the
+    server's sockets get descriptors select() cannot watch; waitress's loop died on the first
+    of them (ValueError) and the server answered nothing. It polls instead."""
+    _allow_open_files(3 * CONNECTION_LIMIT)
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        server = Server(create_app(Config()), "127.0.0.1", 0, read_timeout=0.5).start()
+        try:
+            assert _status(exchange(server, HEALTH, timeout=10)) == 200
+        finally:
+            server.stop()
+    finally:
+        for fd in held:
+            os.close(fd)
