@@ -244,6 +244,19 @@ class _TcpServer(TcpWSGIServer):
     quiet = True
     app_answers = False  # the fake's app: it gives the refusals about the body
 
+    def readable(self):
+        """At the connection limit waitress stops accepting until a connection closes: idle
+        ones (kept alive, or opened and silent) held every newcomer off for up to the read
+        timeout, and for good by a client that keeps them alive. There, the connection idle
+        longest that has no request being answered is closed to make room."""
+        if self.accepting and len(self._map) >= self.adj.connection_limit:
+            idle = [channel for channel in self.active_channels.values()
+                    if not channel.requests and not channel.total_outbufs_len
+                    and not channel.will_close]
+            if idle:
+                min(idle, key=lambda channel: channel.last_activity).handle_close()
+        return super().readable()
+
     def maintenance(self, now):
         """waitress closes a channel idle past the channel timeout; a request whose headers
         came and whose body stalled gets the 408 first (as a stalled sized or chunked body

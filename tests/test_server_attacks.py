@@ -122,3 +122,25 @@ def test_attack_server_with_file_descriptors_past_1024(tmp_path):
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_attack_idle_connections_past_the_limit_do_not_lock_newcomers_out():
+    """The connection limit's worth of idle connections, and more: a newcomer is answered at
+    once (the connection idle longest is closed to make room), where waitress stopped
+    accepting until one closed by itself."""
+    _allow_open_files(3 * CONNECTION_LIMIT)  # both ends of each connection, and spare
+    server = Server(create_app(Config()), "127.0.0.1", 0).start()  # read timeout: 30 s
+    idle = []
+    try:
+        for _ in range(CONNECTION_LIMIT + 20):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        # a keep-alive connection that was used, then idles
+        idle[-1].sendall(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(idle[-1].recv(65536)) == 200
+        for _ in range(3):
+            assert _status(exchange(server, HEALTH, timeout=10)) == 200
+        assert idle[0].recv(100) == b""  # the one idle longest was closed
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
