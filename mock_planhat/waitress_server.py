@@ -138,6 +138,14 @@ class _Parser(HTTPRequestParser):
 
     def received(self, data):
         consumed = super().received(data)
+        if self.error is None and not self.completed and self.body_rcv is None \
+                and b"\n\n" in self.header_plus:
+            # lines ended by a bare LF: waitress looks for CRLF CRLF only, and waited for
+            # more headers until the read timeout
+            self.parse_header(b"GET / HTTP/1.0\r\n")
+            self.error, self.completed = _LayerError(
+                400, "a header line ends with a bare LF; end each line with CRLF",
+                "headers"), True
         if self.error is None:
             if self.layer_error is not None:
                 self.error, self.completed = self.layer_error, True

@@ -144,3 +144,17 @@ def test_attack_idle_connections_past_the_limit_do_not_lock_newcomers_out():
         for conn in idle:
             conn.close()
         server.stop()
+
+
+def test_attack_bare_lf_line_ends_are_a_400_not_a_hang():
+    """Lines ended by a bare LF (RFC 9112 asks for CRLF): waitress looked for CRLF CRLF only
+    and kept waiting until the read timeout (30 s), answering nothing. A 400 naming the
+    headers, at once. (werkzeug's server accepts such lines.)"""
+    server = Server(create_app(Config()), "127.0.0.1", 0).start()  # read timeout: 30 s
+    try:
+        raw = exchange(server, b"GET /__admin/health HTTP/1.1\nHost: x\n\n", timeout=10)
+    finally:
+        server.stop()
+    assert _status(raw) == 400
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert body["field"] == "headers" and "bare LF" in body["message"]
