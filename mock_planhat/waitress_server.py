@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import select
 import sys
 from http import HTTPStatus
 
@@ -247,6 +248,15 @@ def _error_task(channel, request):
     return (_JsonErrorTask if server.quiet else _LoggedErrorTask)(channel, request)
 
 
+def _waiting(sock) -> bool:
+    """Whether a connection waits on the listening socket to be accepted."""
+    if hasattr(select, "poll"):  # select() cannot watch a descriptor past 1024
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class _TcpServer(TcpWSGIServer):
     max_body = 0  # set per server
     quiet = True
@@ -255,14 +265,18 @@ class _TcpServer(TcpWSGIServer):
     def readable(self):
         """At the connection limit waitress stops accepting until a connection closes: idle
         ones (kept alive, or opened and silent) held every newcomer off for up to the read
-        timeout, and for good by a client that keeps them alive. There, the connection idle
-        longest that has no request being answered is closed to make room."""
-        if self.accepting and len(self._map) >= self.adj.connection_limit:
-            idle = [channel for channel in self.active_channels.values()
-                    if not channel.requests and not channel.total_outbufs_len
-                    and not channel.will_close]
-            if idle:
-                min(idle, key=lambda channel: channel.last_activity).handle_close()
+        timeout, and for good by a client that keeps them alive. There, when a newcomer
+        waits, the connection idle longest that has no request being answered is closed to
+        make room."""
+        if self.accepting and len(self._map) >= self.adj.connection_limit \
+                and _waiting(self.socket):
+            channels = list(self.active_channels.values())
+            idle = [channel for channel in channels
+                    if not channel.requests and not channel.total_outbufs_len]
+            # closed by the loop when it writes (closing it here, while the loop gathers
+            # what to poll, would let the newcomer reuse its descriptor and take its events)
+            if idle and not any(channel.will_close for channel in channels):
+                min(idle, key=lambda channel: channel.last_activity).will_close = True
         return super().readable()
 
     def maintenance(self, now):

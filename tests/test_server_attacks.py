@@ -158,3 +158,28 @@ def test_attack_bare_lf_line_ends_are_a_400_not_a_hang():
     assert _status(raw) == 400
     body = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert body["field"] == "headers" and "bare LF" in body["message"]
+
+
+def test_attack_at_the_connection_limit_idle_connections_stay_while_nobody_waits():
+    """At the limit, an idle connection is closed only to let a newcomer in: traffic on the
+    open connections (each request is a turn of the I/O loop) closes none of them."""
+    _allow_open_files(3 * CONNECTION_LIMIT)
+    server = Server(create_app(Config()), "127.0.0.1", 0).start()  # read timeout: 30 s
+    conns = []
+    try:
+        for _ in range(CONNECTION_LIMIT - 2):  # with the listener and the trigger: the limit
+            conns.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        busy = conns[-1]
+        for _ in range(30):
+            busy.sendall(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}\n"):
+                answer += busy.recv(65536)
+            assert _status(answer) == 200
+        conns[0].settimeout(0.5)
+        with pytest.raises(socket.timeout):  # still open: b"" would mean closed
+            conns[0].recv(100)
+    finally:
+        for conn in conns:
+            conn.close()
+        server.stop()
