@@ -17,6 +17,7 @@ from .auth import tenant_hint, token_from_header
 from .config import Config
 from .faults import Faults
 from .journal import JOURNAL_BODY, PARENT, Journal
+from .models import TABLE
 from .ratelimit import EXEMPT, RateLimiter
 from .tenants import Registry
 
@@ -248,7 +249,11 @@ def attribute_tenant(tenant_token: str):
 
 _RATE = "mock_planhat.rate_limit"
 _BODY_TENANT = "/v1/"  # paths whose tenant the body names
-_REST_ROOTS = ("endusers", "companies", "leancompanies")
+# Planhat's limit covers its whole API: every model's paths (and its lean list), and the
+# dimension data read. ``POST /dimensiondata/{tenantToken}`` is tracking, exempt like the others.
+_REST_ROOTS = frozenset(root for model in TABLE
+                        for root in (model.path, *(("lean" + model.path,) if model.lean else ())))
+_REST_PATHS = frozenset({"/dimensiondata"})
 
 
 def _rate_limit(fake: Fake, path: str, environ: dict):
@@ -256,7 +261,7 @@ def _rate_limit(fake: Fake, path: str, environ: dict):
     against its tenant's rate limit; a 429 when over it. Other paths are exempt."""
     root = path.lstrip("/").partition("/")[0]
     registry = fake.registry
-    if root in _REST_ROOTS:
+    if root in _REST_ROOTS or path in _REST_PATHS:
         lookup = registry.by_api_token
     elif path == "/dock/segment":
         lookup = registry.by_tenant_token

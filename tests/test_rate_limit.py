@@ -81,6 +81,29 @@ def test_every_rest_answer_carries_the_headers_and_the_limit_counts_per_token():
     assert client.get("/companies", headers=other).status_code == 200  # its own bucket
 
 
+@pytest.mark.parametrize("path", ["/licenses", "/users", "/dimensiondata"])
+def test_the_limit_covers_every_model_s_paths_and_the_dimension_data_read(path):
+    """Planhat's limit applies to its whole API, not only to end users and companies."""
+    client, clock = fake("2/min")
+    answers = burst(client, 3, path)
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert answers[0].headers["X-Rate-Limit-Remaining"] == "1"
+    assert answers[2].headers["Retry-After"] == "30"  # 60 s / 2
+    assert answers[2].get_json()["error"] == "rate_limited"
+    # one budget per token across the API: another model's path is over the limit too
+    assert client.post("/tasks", json={}, headers=BEARER).status_code == 429
+    clock.advance(30)
+    assert client.get(path, headers=BEARER).status_code == 200
+
+
+def test_posting_dimension_data_is_tracking_and_exempt():
+    client, _ = fake("1/min")
+    for _ in range(3):
+        r = client.post(f"/dimensiondata/{TENANT}", json={"dimensionId": "d", "value": 1,
+                                                          "externalId": "c1"}, headers=BEARER)
+        assert r.status_code < 400 and "X-Rate-Limit-Limit" not in r.headers
+
+
 def test_tracking_paths_segment_api_and_admin_are_exempt():
     client, _ = fake("1/min")
     for _ in range(3):
