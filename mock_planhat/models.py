@@ -222,6 +222,7 @@ MODELS: tuple[Model, ...] = (
            "users": _list(_key), "tags": _list(_text), "activityTags": _list(_text),
            "starred": _bool, "pinned": _bool, "archived": _bool},
           default_limit=30, filters=("type",), prepare=_conversation,
+          links={"endusers": "endusers"},  # end-user ids, per Planhat's docs; `users` as sent
           example={"type": "email", "subject": "Renewal", "date": "2024-01-02"}),
     Model("NPS response", "nps", "Nps", ("email", "score"),
           {"email": _email, "score": _int_between(0, 10), "euId": _key, "campaignId": _key,

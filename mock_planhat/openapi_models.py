@@ -117,9 +117,11 @@ def input_schema(model: Model, fields: Fields, create: bool) -> dict:
     owner = (f" `{model.company_field}` names the owning company (an `_id`, `extid-…` or "
              "`srcid-…`; 404 when no company matches)." if model.company_field else "")
     needs = f" A new one needs {', '.join(model.required)}." if model.required else ""
-    links = (f" {', '.join(f'`{n}`' for n in model.links)} link to companies or end users "
-             "(keys as for the company; stored as `_id`s; 404 naming the item when one matches "
-             "nothing; a deleted record's id leaves them)." if model.links else "")
+    named = {"companies": "companies", "endusers": "end users"}
+    links = (" " + "; ".join(f"`{n}` names {named[t]}" for n, t in model.links.items())
+             + " (an `_id`, `extid-…` or `srcid-…`; stored as `_id`s; 404 naming the item "
+             "when one matches nothing; a deleted record's id leaves them)."
+             if model.links else "")
     props = {}
     for name, check in model.checks.items():
         required = name in model.required

@@ -225,6 +225,7 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
             owner = model.company_field
             if owner and (model.company_owned or record.get(owner) is not None):
                 record = _with_company(scratch, record, owner, here)
+            _check_links(scratch, model, record, here)
             collection.put(record)
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
@@ -243,6 +244,24 @@ def _with_company(scratch: Tenant, record: dict, field: str, where: str) -> dict
     if record.get("companyName") != company.get("name"):
         record = {**record, "companyName": company.get("name")}
     return record
+
+
+def _check_links(scratch: Tenant, model, record: dict, where: str) -> None:
+    """Every id in ``record``'s links (`Model.links`: an Issue's ``companyIds``, a
+    conversation's ``endusers``, …) names a record of its target in the snapshot (a pending
+    contact is not an end user), else `SnapshotError` naming the field and the item."""
+    for name, target in model.links.items():
+        value = record.get(name)
+        if value is None:
+            continue
+        records = scratch.collections[target].records
+        items = enumerate(value) if isinstance(value, list) else ((None, value),)
+        for i, key in items:
+            if not isinstance(key, str) or key not in records:
+                field = f"{where}.{name}" + ("" if i is None else f"[{i}]")
+                raise SnapshotError(field, f"{key!r} is not the _id of "
+                                    f"{'a company' if target == 'companies' else 'an end user'}"
+                                    " in this snapshot")
 
 
 def _fill_report(report: Report, item: dict, where: str) -> None:

@@ -342,6 +342,31 @@ def test_issue_links_are_resolved_and_kept_in_step(api, acme):
     assert kept["companyIds"] == [beta["_id"]] and kept["enduserIds"] == []
 
 
+def test_conversation_endusers_are_end_user_ids_and_users_are_kept_as_sent(api, acme):
+    """Planhat's docs: a conversation's ``endusers`` are end-user ids (resolved like an Issue's
+    links: any key, stored as the _id, a key naming nothing is a 404 naming the item, a deleted
+    end user leaves the list); ``users`` are Planhat users, kept as sent."""
+    ada = api.post("/endusers", json={"email": "ada@acme.com", "externalId": "ada",
+                                      "companyId": "extid-acme"}).get_json()
+    made = api.post("/conversations", json={
+        "companyId": "extid-acme", "externalId": "c1", "endusers": ["extid-ada", ada["_id"]],
+        "users": ["planhat-user-1"]})
+    assert made.status_code == 200, made.get_json()
+    assert made.get_json()["endusers"] == [ada["_id"]]
+    assert made.get_json()["users"] == ["planhat-user-1"]
+    bad = api.post("/conversations", json={"companyId": "extid-acme",
+                                           "endusers": ["extid-ada", "extid-nobody"]})
+    assert bad.status_code == 404 and bad.get_json()["field"] == "endusers[1]"
+    assert bad.get_json()["error"] == "unknown_user"
+    bulk = api.put("/conversations", json=[{"externalId": "c1", "endusers": ["extid-nobody"]}])
+    assert bulk.status_code == 206
+    assert bulk.get_json()["updatedErrors"][0]["field"] == "endusers[0]"
+    assert api.get("/conversations/extid-c1").get_json()["endusers"] == [ada["_id"]]
+    assert api.delete("/endusers/extid-ada").status_code == 200
+    kept = api.get("/conversations/extid-c1").get_json()
+    assert kept["endusers"] == [] and kept["users"] == ["planhat-user-1"]
+
+
 def test_invoice_dates_are_days_since_1970(api, acme):
     made = api.post("/invoices", json={"companyId": "extid-acme", "date": 10,
                                        "dueDate": 20000.0, "paidDate": 19875})

@@ -317,6 +317,33 @@ def test_the_tables_models_round_trip_and_are_checked(planhat):
         fresh.close()
 
 
+def test_restored_links_must_name_records_in_the_snapshot(planhat):
+    """An Issue's companyIds/enduserIds and a conversation's endusers in a snapshot are _ids of
+    records in it: an unknown one is a 400 naming the item, and nothing is restored."""
+    _seed(planhat)
+    ann = planhat.api("GET", "/endusers?email=ann@acme.com").json()[0]
+    assert planhat.api("POST", "/issues", {"title": "t", "enduserIds": [ann["_id"]],
+                                           "companyIds": ["extid-acme"]}).status == 200
+    assert planhat.api("POST", "/conversations", {"companyId": "extid-acme",
+                                                  "endusers": [ann["_id"]]}).status == 200
+    doc = planhat.snapshot()
+    before = planhat.state()
+    for path, field in ((("issues", 0, "companyIds", 0), "issues[0].companyIds[0]"),
+                        (("issues", 0, "enduserIds", 0), "issues[0].enduserIds[0]"),
+                        (("conversations", 0, "endusers", 0), "conversations[0].endusers[0]")):
+        response = planhat.target.request(
+            "PUT", f"/__admin/snapshot?tenant={planhat.tenant_token}",
+            _bad(doc, ("tenants", 0, *path), "0" * 24))
+        assert response.status == 400, response.text
+        assert response.json()["field"] == f"tenants[0].{field}", response.json()
+        assert "not the _id of" in response.json()["message"]
+        assert planhat.state() == before
+    restored = planhat.target.request(
+        "PUT", f"/__admin/snapshot?tenant={planhat.tenant_token}", doc)
+    assert restored.status == 200, restored.text
+    assert planhat.state() == before
+
+
 def _limits(client) -> dict:
     return {t["tenantToken"]: t["rateLimit"] for t in client.get("/__admin/tenants").get_json()}
 
