@@ -238,7 +238,7 @@ MODELS: tuple[Model, ...] = (
     Model("churn entry", "churn", "Churn", ("companyId",),
           {"date": _date_text, "reasons": _list(_text), "value": _number},
           max_limit=1_000, example={"date": "2024-03-01", "reasons": ["price"], "value": 50}),
-    Model("issue", "issues", "Issue", (),
+    Model("issue", "issues", "Issue", ("title",),  # "required to create an issue" (docs)
           {"title": _text, "status": _text, "companyIds": _list(_key),
            "enduserIds": _list(_key), "endUserIds": _list(_key)},
           company_field=None, filters=("status",),

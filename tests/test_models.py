@@ -367,6 +367,19 @@ def test_conversation_endusers_are_end_user_ids_and_users_are_kept_as_sent(api, 
     assert kept["endusers"] == [] and kept["users"] == ["planhat-user-1"]
 
 
+def test_an_issue_needs_a_title_to_be_created_not_to_be_updated(api):
+    """Planhat's docs: an Issue's ``title`` is "required to create an issue"."""
+    for body in ({"status": "open"}, {"title": "  ", "status": "open"}):
+        response = api.post("/issues", json=body)
+        assert response.status_code == 400 and response.get_json()["field"] == "title"
+    bulk = api.put("/issues", json=[{"externalId": "i1", "status": "open"},
+                                    {"externalId": "i2", "title": "Export fails"}])
+    assert bulk.status_code == 206 and bulk.get_json()["created"] == 1
+    assert bulk.get_json()["createdErrors"][0]["field"] == "title"
+    changed = api.put("/issues/extid-i2", json={"status": "closed"})
+    assert changed.status_code == 200 and changed.get_json()["title"] == "Export fails"
+
+
 def test_invoice_dates_are_days_since_1970(api, acme):
     made = api.post("/invoices", json={"companyId": "extid-acme", "date": 10,
                                        "dueDate": 20000.0, "paidDate": 19875})
