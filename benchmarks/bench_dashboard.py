@@ -13,7 +13,9 @@ import time
 
 from mock_planhat import Config, create_app
 from mock_planhat.app import fake_of
-from mock_planhat.matching import record_activity, upsert_company, upsert_enduser
+from mock_planhat.engine import upsert
+from mock_planhat.matching import record_activity, upsert_enduser
+from mock_planhat.models import COMPANY
 
 from .common import TENANT_TOKEN, Figure, fmt
 
@@ -25,7 +27,7 @@ def _fill(app, users: int, activities: int, companies: int) -> tuple[str, str]:
     tenant = fake_of(app).registry.default
     with tenant.lock:
         for c in range(companies):
-            upsert_company(tenant, {"name": f"Company {c}", "externalId": f"c{c}",
+            upsert(tenant, COMPANY, {"name": f"Company {c}", "externalId": f"c{c}",
                                     "domains": [f"c{c}.example"]})
         for u in range(users):
             row = {"externalId": f"u{u}", "email": f"user{u}@c{u % companies}.example",

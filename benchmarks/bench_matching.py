@@ -13,7 +13,9 @@ import random
 import statistics
 import time
 
-from mock_planhat.matching import upsert_company, upsert_enduser
+from mock_planhat.engine import upsert
+from mock_planhat.matching import upsert_enduser
+from mock_planhat.models import COMPANY
 from mock_planhat.store import Tenant
 
 from .common import Figure, fmt
@@ -37,7 +39,7 @@ def filled_tenant(size: int, seed: int = 7) -> Tenant:
     tenant = Tenant("tt", "at")
     with tenant.lock:
         for c in range(COMPANIES):
-            upsert_company(tenant, {"externalId": f"co-{c}", "name": f"Company {c}"})
+            upsert(tenant, COMPANY, {"externalId": f"co-{c}", "name": f"Company {c}"})
         for i in range(size):
             outcome = upsert_enduser(tenant, user_row(i, rng))
             if outcome.status != "created":

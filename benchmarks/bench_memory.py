@@ -26,7 +26,9 @@ USERS = 100_000
 def child(kind: str) -> dict:
     from mock_planhat import Config, create_app
     from mock_planhat.app import fake_of
-    from mock_planhat.matching import upsert_company, upsert_enduser
+    from mock_planhat.engine import upsert
+    from mock_planhat.matching import upsert_enduser
+    from mock_planhat.models import COMPANY
 
     from .bench_matching import user_row
 
@@ -34,7 +36,7 @@ def child(kind: str) -> dict:
     tenant = fake_of(app).registry.default
     with tenant.lock:
         for c in range(200):
-            upsert_company(tenant, {"externalId": f"co-{c}", "name": f"Company {c}"})
+            upsert(tenant, COMPANY, {"externalId": f"co-{c}", "name": f"Company {c}"})
     rng = random.Random(1)
     gc.collect()
     before = rss_kib()

@@ -14,9 +14,11 @@
 * A model's links (``Model.links``: an Issue's ``companyIds``/``enduserIds``, an NPS response's
   ``euId``) take keys like the company field and are stored as ``_id``s; the store drops a
   deleted record's id from them.
-* Companies and end users bring their own rules as hooks (`models.COMPANY`, `models.ENDUSER`:
-  the matching rule of `matching`): ``upsert`` for a bulk row, ``create`` after the ``_id`` and
-  key checks, ``update``, ``on_delete`` (the company cascade), ``select`` (end users' filters).
+* Companies follow these rules too; their own is a hook: ``on_delete`` (the cascade). The
+  store keeps ``companyName`` in step on what a renamed company owns (`Tenant.put_record`).
+* End users bring their own rules as hooks (`models.ENDUSER`: the matching rule of
+  `matching`): ``upsert`` for a bulk row, ``create`` after the ``_id`` and key checks,
+  ``update``, ``select`` (their filters).
 
 Callers hold ``tenant.lock``; refused rows are written to the tenant's report by `attempt`.
 """
@@ -29,6 +31,7 @@ from .matching import (
     Rejected,
     _by_key,
     _by_keys,
+    _same_id,
     attempt,
     find_company,
 )
@@ -123,16 +126,14 @@ def create(tenant: Tenant, model: Model, row: dict) -> Outcome:
     _unique(tenant, model, row, None)
     stamp = tenant.now_iso()
     record = {"_id": new_id(), **model.defaults, **row, "createDate": stamp, "updatedAt": stamp}
-    return Outcome("created", collection(tenant, model).put(record))
+    return Outcome("created", tenant.put_record(model.path, record))
 
 
 def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
     """Update a record with a checked row (fields merged; ``custom`` merged key by key)."""
     if model.update is not None:
         return model.update(tenant, old, row)
-    if "_id" in row and row["_id"] != old["_id"]:
-        raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {model.name}'s "
-                       f"_id ({old['_id']}); ids are set by the server", "_id")
+    _same_id(old, row, model.name)
     for name in model.required:
         if name in row and _missing(row[name]):
             raise Rejected("invalid_field", f"{name}: must not be empty", name)
@@ -142,48 +143,41 @@ def update(tenant: Tenant, model: Model, old: dict, row: dict) -> Outcome:
     if isinstance(old.get("custom"), dict) and isinstance(row.get("custom"), dict):
         new["custom"] = {**old["custom"], **row["custom"]}
     if new == old:
-        return Outcome("nonupdate", old)
+        return Outcome("nonupdate", old, old=old)
     new["updatedAt"] = tenant.now_iso()
-    return Outcome("updated", collection(tenant, model).put(new, old))
+    return Outcome("updated", tenant.put_record(model.path, new, old), old=old)
 
 
-def match(tenant: Tenant, model: Model, row: dict) -> dict | None:
-    """The record a bulk row is about: by ``_id`` (which must exist), then ``sourceId``, then
-    ``externalId`` — the same lookup as end users' and companies'."""
+def match(tenant: Tenant, model: Model, row: dict) -> tuple[dict | None, str | None]:
+    """The record a bulk row is about and the key that found it: by ``_id`` (which must
+    exist), then ``sourceId``, then ``externalId`` — the same lookup as end users'."""
     c = collection(tenant, model)
-    return _by_keys(row, model.name, c.get, c.by_source_id, c.by_external_id)[0]
+    return _by_keys(row, model.name, c.get, c.by_source_id, c.by_external_id)
 
 
-def upsert(tenant: Tenant, model: Model, row, source: str | None = None) -> tuple[Outcome, bool]:
-    """Apply one bulk row; also says whether it matched a record (for the error's list)."""
-    matched = []
+def upsert(tenant: Tenant, model: Model, row, source: str | None = None) -> Outcome:
+    """Apply one bulk row; the outcome says whether it matched a record (``matched``: which
+    list its error goes to) and by which key."""
+    found: list = [None, None]
 
     def write():
         clean = _checked(model, row)
-        target = match(tenant, model, clean)
-        matched.append(target is not None)
-        return create(tenant, model, clean) if target is None else \
-            update(tenant, model, target, clean)
+        found[:] = match(tenant, model, clean)
+        return create(tenant, model, clean) if found[0] is None else \
+            update(tenant, model, found[0], clean)
     outcome = attempt(tenant, write, row, source)
-    return outcome, bool(matched and matched[0])
+    outcome.matched, outcome.key = found[0] is not None, found[1]
+    return outcome
 
 
 def bulk_upsert(tenant: Tenant, model: Model, rows: list, source: str | None = None) -> BulkResult:
-    """Planhat's bulk upsert: a refused row goes to ``updatedErrors`` when it matched a record,
-    else to ``createdErrors``. A model with its own ``upsert`` (companies, end users) runs it
-    per row (`matching.bulk_upsert`: pending contacts, row errors by reason)."""
+    """Planhat's bulk upsert, row by row (`matching.bulk_upsert`: each row alone, every row's
+    decision kept for the trace). A refused row goes to ``updatedErrors`` when it matched a
+    record, else to ``createdErrors``. End users bring their own ``upsert`` (the matching
+    rule: email, pending contacts; their row errors are placed by reason)."""
     if model.upsert is not None:
         return _bulk_by_rule(tenant, rows, model.upsert, source)
-    result = BulkResult()
-    for index, row in enumerate(rows):
-        outcome, matched = upsert(tenant, model, row, source)
-        if outcome.applied:
-            result.add(index, outcome, row)
-            continue
-        error = {"index": index, "reason": outcome.reason, "field": outcome.field,
-                 "message": outcome.message, "item": row}
-        (result.updatedErrors if matched else result.createdErrors).append(error)
-    return result
+    return _bulk_by_rule(tenant, rows, lambda t, row, src: upsert(t, model, row, src), source)
 
 
 def delete(tenant: Tenant, model: Model, record: dict) -> dict:

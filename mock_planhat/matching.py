@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 from .records import (
     ACTIVITY_FIELDS,
-    COMPANY_FIELDS,
     ENDUSER_FIELDS,
     FieldError,
     check_row,
@@ -64,6 +63,9 @@ class Outcome:
     near: list | None = None  # near misses: [{"key", "value", "recordId"?, "why"}]
     row: object = None  # the row as sent (set by attempt)
     decision: dict | None = None  # how the row found its record, when that is news
+    # A bulk row of the engine's rule: whether it matched a record (its error goes to
+    # ``updatedErrors`` if so, else ``createdErrors``); None: a hook's row, placed by reason.
+    matched: bool | None = None
 
     @property
     def applied(self) -> bool:
@@ -106,7 +108,7 @@ def _checked(row, fields) -> dict:
         raise Rejected(exc.reason, str(exc), exc.field) from None
 
 
-# ----- companies -----------------------------------------------------------------------------
+# ----- keys and companies --------------------------------------------------------------------
 def _by_key(key, by_id, by_external_id, by_source_id) -> dict | None:
     """A record by Planhat id or prefixed key (``extid-…``, ``srcid-…``)."""
     if not isinstance(key, str):
@@ -147,24 +149,6 @@ def company_for(tenant: Tenant, row: dict, email: str | None) -> tuple[dict | No
     return None, None
 
 
-def upsert_company(tenant: Tenant, row, source: str | None = None) -> Outcome:
-    def write():
-        clean = _checked(row, COMPANY_FIELDS)
-        target, key = _match_company(tenant, clean)
-        if target is None:
-            return create_company(tenant, clean)
-        outcome = update_company(tenant, target, clean)
-        outcome.key = key
-        return outcome
-    return attempt(tenant, write, row, source)
-
-
-def _match_company(tenant: Tenant, row: dict) -> tuple[dict | None, str | None]:
-    """(record, the key that found it)."""
-    return _by_keys(row, "company", tenant.company, tenant.company_by_source_id,
-                    tenant.company_by_external_id)
-
-
 def _by_keys(row: dict, noun: str, by_id, by_source_id, by_external_id
              ) -> tuple[dict | None, str | None]:
     """(record, key) by ``_id``, then ``sourceId``, then ``externalId``.
@@ -185,38 +169,11 @@ def _by_keys(row: dict, noun: str, by_id, by_source_id, by_external_id
     return None, None
 
 
-def create_company(tenant: Tenant, row: dict) -> Outcome:
-    if not str(row.get("name", "")).strip():
-        raise Rejected("missing_field", "name: a new company needs a name", "name")
-    stamp = tenant.now_iso()
-    record = {"_id": None, "domains": [], "custom": {}, **row,
-              "createDate": stamp, "updatedAt": stamp}
-    record["_id"] = new_id()  # the server's, whatever the row held
-    return Outcome("created", tenant.put_company(record))
-
-
 def _same_id(old: dict, row: dict, what: str) -> None:
     """An ``_id`` in an update names the record it updates, or the row is refused."""
     if "_id" in row and row["_id"] != old["_id"]:
         raise Rejected("invalid_field", f"_id: {row['_id']!r} is not this {what}'s _id "
                        f"({old['_id']}); an _id is set by the server and never changes", "_id")
-
-
-def update_company(tenant: Tenant, old: dict, row: dict) -> Outcome:
-    _same_id(old, row, "company")
-    for key, reason in (("externalId", "duplicate_external_id"), ("sourceId", "duplicate_source_id")):
-        other = (tenant.company_by_external_id if key == "externalId"
-                 else tenant.company_by_source_id)(row.get(key))
-        if other is not None and other["_id"] != old["_id"]:
-            raise Rejected(reason, f"{key}: {row[key]!r} belongs to company {other['_id']}", key)
-    if "name" in row and not row["name"].strip():
-        raise Rejected("invalid_field", "name: must not be empty", "name")
-    new = {**old, **{k: v for k, v in row.items() if k != "_id"}}
-    new["custom"] = {**old.get("custom", {}), **row.get("custom", {})}
-    if new == old:
-        return Outcome("nonupdate", old, old=old)
-    new["updatedAt"] = tenant.now_iso()
-    return Outcome("updated", tenant.put_company(new, old), old=old)
 
 
 # ----- end users -----------------------------------------------------------------------------
@@ -456,7 +413,9 @@ class BulkResult:
                      "message": outcome.message, "item": row}
             if outcome.status == "held":
                 error.update(held=True, pendingId=record["_id"])
-            target = self.updatedErrors if outcome.reason in _UPDATE_REASONS else self.createdErrors
+            updated = outcome.reason in _UPDATE_REASONS if outcome.matched is None \
+                else outcome.matched
+            target = self.updatedErrors if updated else self.createdErrors
             target.append(error)
 
     @property

@@ -21,12 +21,9 @@ from functools import cached_property
 
 from .matching import (
     Rejected,
-    create_company,
     create_enduser,
     find_company,
-    update_company,
     update_enduser,
-    upsert_company,
     upsert_enduser,
 )
 from .records import (
@@ -347,10 +344,10 @@ def _select_endusers(tenant, filters: dict) -> list[dict]:
     return kept
 
 
-COMPANY = Model("company", "companies", "Company", (), COMPANY_FIELDS,
+COMPANY = Model("company", "companies", "Company", ("name",), COMPANY_FIELDS,
                 company_field=None, max_limit=5_000, common_fields=False,
-                shared={"domains": _domains}, upsert=upsert_company, create=create_company,
-                update=update_company, on_delete=_delete_company,
+                defaults={"domains": [], "custom": {}}, shared={"domains": _domains},
+                on_delete=_delete_company,
                 query=("externalId", "sourceId", "_id", "id"), trace="company",
                 report_single=False, lean=("_id", "externalId", "sourceId", "name"),
                 id_refusal="_id: is set by the server on create")

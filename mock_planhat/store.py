@@ -311,6 +311,13 @@ class Tenant:
     def companies_by_domain(self, domain: str) -> list[dict]:
         return self._companies.by_shared("domains", domain.lower())
 
+    def put_record(self, path: str, record: dict, old: dict | None = None) -> dict:
+        """Insert or replace a record of any model (a company: `put_company`, which keeps
+        ``companyName`` in step on what it owns)."""
+        if path == "companies":
+            return self.put_company(record, old)
+        return self.collections[path].put(record, old)
+
     def put_company(self, record: dict, old: dict | None = None) -> dict:
         """Insert or replace a company; a new name is copied to every record it owns."""
         self._companies.put(record, old)

@@ -37,6 +37,27 @@ def test_bulk_upsert(api, company):
     assert {c["name"] for c in api.get("/companies").get_json()} == {"Acme Inc", "Beta"}
 
 
+@pytest.mark.parametrize("path,row", [
+    ("/companies", {"name": "Acme"}),
+    ("/projects", {"name": "Rollout", "companyId": "extid-acme"}),
+])
+def test_a_refused_bulk_row_that_matched_a_record_is_an_update_error(api, company, path, row):
+    """Companies follow the engine's bulk rule, as every model does: a row that matched a
+    record and is refused is in ``updatedErrors``; one that matched nothing in
+    ``createdErrors``; same reasons and fields for companies as for the rest."""
+    if path != "/companies":
+        assert api.post(path, json={**row, "externalId": "acme"}).status_code == 200
+    r = api.put(path, json=[{"externalId": "acme", "name": " "},
+                            {**row, "externalId": "new-one", "name": ""}])
+    assert r.status_code == 206
+    body = r.get_json()
+    assert [(e["index"], e["reason"], e["field"]) for e in body["updatedErrors"]] == [
+        (0, "invalid_field", "name")]
+    assert [(e["index"], e["reason"], e["field"]) for e in body["createdErrors"]] == [
+        (1, "missing_field", "name")]
+    assert body["createdErrors"][0]["message"].startswith("name: a new ")
+
+
 def test_rename_updates_company_name_of_its_end_users(api, company):
     api.post("/endusers", json={"externalId": "u1", "companyId": "extid-acme"})
     api.put("/companies/extid-acme", json={"name": "Acme Corp"})
