@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 
 from . import __version__
-from .models import MODELS
+from .models import TABLE
 from .ratelimit import parse_rate_limit
 from .report import Report
 from .store import Tenant, format_millis
@@ -205,28 +205,19 @@ def build(item: dict, tenant_token: str, api_token: str, registry,
     clock = item.get("clock") or {}
     scratch.set_clock(parse_time(clock["now"], f"{where}.clock.now") if "now" in clock else None)
     ids: set[str] = set()
-    for index, record in enumerate(item.get("companies") or []):
-        here = f"{where}.companies[{index}]"
-        _unique(record, ids, here, scratch.company_by_external_id, scratch.company_by_source_id)
-        scratch.put_company(record)
-    for kind in ("endusers", "pending"):
-        for index, record in enumerate(item.get(kind) or []):
-            here = f"{where}.{kind}[{index}]"
-            _unique(record, ids, here, scratch.person_by_external_id,
-                    scratch.person_by_source_id)
-            if kind == "endusers":
-                record = _with_company(scratch, record, "companyId", here)
-            scratch.put_person(record, pending=kind == "pending")
-    for model in MODELS:  # the table's models: keys unique, company-owned ones need it here
+    for model in TABLE:  # companies first: the records of every other model may name one
         collection = scratch.collections[model.path]
-        for index, record in enumerate(item.get(model.path) or []):
-            here = f"{where}.{model.path}[{index}]"
-            _unique(record, ids, here, collection.by_external_id, collection.by_source_id)
-            owner = model.company_field
-            if owner and (model.company_owned or record.get(owner) is not None):
-                record = _with_company(scratch, record, owner, here)
-            _check_links(scratch, model, record, here)
-            collection.put(record)
+        for kind in (model.path, "pending") if model.holds else (model.path,):
+            held = kind != model.path  # end users' pending contacts: no company yet
+            for index, record in enumerate(item.get(kind) or []):
+                here = f"{where}.{kind}[{index}]"
+                _unique(record, ids, here, collection.by_external_id, collection.by_source_id)
+                owner = model.company_field
+                if owner and not held and (model.company_owned
+                                           or record.get(owner) is not None):
+                    record = _with_company(scratch, record, owner, here)
+                _check_links(scratch, model, record, here)
+                collection.put(record, held=held)
     for activity in item.get("activities") or []:
         scratch.add_activity(activity)
     scratch.dimensiondata = list(item.get("dimensiondata") or [])

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from translator.settings import DELIVERY_MODES
 
-from ..models import MODELS
+from ..models import TABLE
 from .assertions import Mismatch, check
 from .load import SAVED_REF, TENANT_TOKEN, Scenario, ScenarioError, load_scenario
 from .plan import DEFAULT_CLOCK, iter_plan
@@ -379,7 +379,7 @@ def _run(scenario: Scenario, target: Target, result: ScenarioResult,
                                            message=str(exc)))
         return tenant
     given = data.get("given") or {}
-    for kind in ("companies", "endusers", *(m.path for m in MODELS)):
+    for kind in (m.path for m in TABLE):  # companies first: the others may name one
         for index, record in enumerate(given.get(kind) or []):
             response = _patient(tenant, "POST", f"/{kind}", record)
             if not 200 <= response.status < 300 and response.status != 202:
