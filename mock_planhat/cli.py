@@ -311,7 +311,9 @@ def serve(args) -> int:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+        # waitress appends "(while attempting to bind on address ...)": the line says it already
+        why = (exc.strerror or str(exc)).partition(" (while attempting to bind")[0]
+        print(f"mock-planhat: error: cannot listen on {args.host}:{args.port}: {why}",
               file=sys.stderr)
         return 2
     stop = catch_signals()

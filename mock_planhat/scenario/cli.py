@@ -99,11 +99,39 @@ def _files(paths, out) -> list | None:
     return files
 
 
+def _why(exc: BaseException) -> str:
+    """Why a connection failed, in the operating system's words ("Connection refused"), not
+    the retry story requests and urllib3 wrap around it; else the exception's own text."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else seen.__cause__ or seen.__context__
+    return str(exc)
+
+
+def _reachable(url: str) -> str | None:
+    """None when a mock-planhat answers at ``url``, else why not."""
+    import requests
+
+    try:
+        response = requests.get(url.rstrip("/") + "/__admin/health", timeout=10)
+    except (requests.RequestException, ValueError) as exc:
+        return _why(exc)
+    if response.status_code != 200:
+        return f"GET /__admin/health answered {response.status_code}: is it a mock-planhat?"
+    return None
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .run import Target, run_file
 
     files = _files(args.paths or DEFAULT_PATHS, sys.stderr)
     if files is None:
+        return 2
+    if args.url and (why := _reachable(args.url)):
+        print(f"mock-planhat: error: cannot reach {args.url}: {why}", file=sys.stderr)
         return 2
     try:
         target = Target(url=args.url)
@@ -116,7 +144,7 @@ def run_command(args: argparse.Namespace) -> int:
             try:
                 result = run_file(path, target, keep=args.keep, delivery=args.delivery)
             except OSError as exc:  # the server went away
-                print(f"FAIL  {path}: cannot reach {args.url}: {exc}", flush=True)
+                print(f"FAIL  {path}: cannot reach {args.url}: {_why(exc)}", flush=True)
                 failed += 1
                 continue
             if result.passed:
@@ -183,7 +211,7 @@ def record_command(args: argparse.Namespace) -> int:
     try:
         response = requests.get(url, stream=True, timeout=60)
     except (requests.RequestException, ValueError) as exc:
-        print(f"mock-planhat: error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        print(f"mock-planhat: error: cannot reach {args.url}: {_why(exc)}", file=sys.stderr)
         return 2
     with response:
         if response.status_code != 200:
