@@ -23,6 +23,7 @@ from .config import (
     ENV_FLAGS,
     ENV_INIT,
     ENV_PORT,
+    ENV_RATE_LIMIT,
     ENV_SERVER,
     ENV_STATE,
     ENV_TENANT_TOKEN,
@@ -125,7 +126,7 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=_rate_limit, default=None, metavar="LIMIT",
                    help="answer 429 with Retry-After over a rate limit, per token, on the REST "
                         "paths and /dock/segment: 'planhat' (150/s with bursts of 50, and 200 a "
-                        "minute), N/s or N/min (e.g. 20/s), or off (default: off)")
+                        f"minute), N/s or N/min (e.g. 20/s), or off (env {ENV_RATE_LIMIT}; default: off)")
     p.add_argument("--server", choices=SERVERS, default=None,
                    help="the HTTP server: waitress (keep-alive, a pool of threads; the default) "
                         "or werkzeug's development server (a thread per connection, no "

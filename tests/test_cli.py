@@ -161,6 +161,32 @@ def test_every_environment_variable_is_checked_like_its_flag(monkeypatch, capsys
         assert exit_.value.code == 2 and f"{name}=" in capsys.readouterr().err
 
 
+def test_every_server_flag_and_variable_is_in_its_help_and_the_readme_table():
+    """Data-driven: each serve flag has a row in the README's options table, and the variable
+    of ENV_FLAGS that sets it is named both in that row and in the flag's --help text."""
+    import pathlib
+    import re
+
+    from mock_planhat.cli import build_parser
+    from mock_planhat.config import ENV_FLAGS
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in
+            re.finditer(r"^\| `(--[a-z-]+)[^|]*\|.*$", readme, re.MULTILINE)}
+    parser = build_parser(scenario_commands=False)
+    for action in parser.serve_parser._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag in (None, "--help"):
+            continue
+        assert flag in rows, f"{flag} has no row in the README's options table"
+        variable = ENV_FLAGS.get(action.dest)
+        if variable:
+            assert variable in rows[flag], f"README row of {flag} does not name {variable}"
+            assert variable in action.help, f"--help of {flag} does not name {variable}"
+        else:
+            assert "MOCK_PLANHAT_" not in rows[flag], f"{flag}: no variable sets it"
+
+
 def test_every_environment_variable_of_a_config_field_is_read_by_from_env():
     """Config.from_env is derived from ENV_FLAGS: every variable that sets a Config field is
     read (MOCK_PLANHAT_RATE_LIMIT once was not); the rest are the server's own flags."""
