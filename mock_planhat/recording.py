@@ -23,7 +23,7 @@
 
 Not recorded (they change nothing, or cannot be replayed as sent): requests the fake makes
 to itself while applying a Segment call, answers of a fault rule or a rate limit, and 401,
-403, 408, 413, 429 and 5xx answers.
+403, 408, 413, 415, 429 and 5xx answers.
 
 Volatile values (``_id``, ``createDate``, ``updatedAt``) are not asserted. The text is made
 step by step (a generator), so a long recording is never one big string.
@@ -31,7 +31,7 @@ step by step (a generator), so a long recording is never one big string.
 Cost: a tenant keeps at most ``Config.recording_bytes`` (``--recording-bytes``) of items; 0
 turns recording off (nothing kept, no base dumped). The base is kept as compact JSON bytes
 (zlib-compressed),
-dumped at most once per recording: a write that is refused (401, 403, 408, 413, 429) leaves
+dumped at most once per recording: a write that is refused (401, 403, 408, 413, 415, 429) leaves
 it in place, the recording "not started" until an item is kept.
 """
 
@@ -51,7 +51,8 @@ IDENTIFYING = ("externalId", "email", "sourceId", "firstName", "lastName", "name
                "phone")
 REQUEST = b"R"  # a kept Planhat request starts with this byte (a Segment call is JSON: "{")
 RECORDED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-NOT_RECORDED_STATUS = (401, 403, 408, 413, 429)
+# refused before any change; a 415 (not JSON) also cannot be replayed: a request step sends JSON
+NOT_RECORDED_STATUS = (401, 403, 408, 413, 415, 429)
 SEGMENT_PATHS = ("/v1/", "/dock/", "/__admin")
 MAX_BODY_DEPTH = 100  # a request body nested deeper is left out (YAML writes it recursively)
 ID_SHAPE = re.compile(r"[0-9a-f]{24}")  # the fake's ids (store.new_id)

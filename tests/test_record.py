@@ -387,3 +387,24 @@ def _odd_traffic_replays(url: str) -> None:
     assert expected["c1-é"] == "a\x85b" and expected["c2-é"] == "c\u2028d"
     result = run_scenario(scenario)
     assert result.passed, result.render_failures()
+
+
+def test_the_readme_s_curl_walk_records_and_replays(tmp_path):
+    """The README's "With curl" requests, then `record`, then `run`: the last curl (a form
+    body, 415) changed nothing and cannot be replayed as sent, so it is not a step."""
+    from mock_planhat import Config, create_app
+
+    client = create_app(Config()).test_client()
+    api = {"Authorization": "Bearer mock-api-token"}
+    assert client.post("/companies", headers=api, json={
+        "name": "Acme", "externalId": "acme", "domains": ["acme.com"]}).status_code == 200
+    assert client.put("/endusers", headers=api, json=[
+        {"externalId": "u1", "email": "ann@acme.com", "name": "Ann Lee"},
+        {"externalId": "u2", "email": "bob@globex.com"}]).status_code == 206
+    assert client.post("/companies", headers=api, data='{"name": "X"}',
+                       content_type="application/x-www-form-urlencoded").status_code == 415
+    text = client.get("/__admin/scenario").get_data(as_text=True)
+    assert [s["request"]["status"] for s in yaml.safe_load(text)["steps"]] == [200, 206]
+    path = tmp_path / "recorded.yaml"
+    path.write_text(text)
+    assert main(["run", str(path)]) == 0
