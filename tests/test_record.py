@@ -408,3 +408,10 @@ def test_the_readme_s_curl_walk_records_and_replays(tmp_path):
     path = tmp_path / "recorded.yaml"
     path.write_text(text)
     assert main(["run", str(path)]) == 0
+
+
+def test_record_to_a_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert main(["record", "--url", "http://127.0.0.1:9", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"mock-planhat: error: {tmp_path}: is a folder; -o names "
+                                       "the file to write, e.g. -o regression.yaml\n")
+    assert list(tmp_path.iterdir()) == []

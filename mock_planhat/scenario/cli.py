@@ -205,6 +205,10 @@ def record_command(args: argparse.Namespace) -> int:
 
     import requests
 
+    if args.output and args.output != "-" and os.path.isdir(args.output):
+        print(f"mock-planhat: error: {args.output}: is a folder; -o names the file to write, "
+              "e.g. -o regression.yaml", file=sys.stderr)
+        return 2
     url = args.url.rstrip("/") + "/__admin/scenario"
     if args.tenant:
         url += "?tenant=" + quote(args.tenant, safe="")
@@ -240,7 +244,8 @@ def record_command(args: argparse.Namespace) -> int:
             os.replace(temp, args.output)
         except (OSError, requests.RequestException) as exc:
             os.unlink(temp)
-            print(f"mock-planhat: error: {args.output}: {exc}", file=sys.stderr)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            print(f"mock-planhat: error: {args.output}: {why}", file=sys.stderr)
             return 2
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
