@@ -81,24 +81,45 @@ class _KeyIndex:
 
 
 class _MultiIndex:
-    """value -> set of ids for a key that may be shared (email, domain, companyId)."""
+    """value -> the ids filed under it, for a key that may be shared (email, domain,
+    companyId). Most values name one record: those keep the id itself (a str), and a set
+    only once a second record shares the value (a set per value cost ~0.2 KiB an end user
+    and scattered the index over memory)."""
 
     def __init__(self) -> None:
-        self.by_value: dict[str, set[str]] = {}
+        self.by_value: dict[str, str | set[str]] = {}
 
-    def get(self, value) -> set[str]:
-        return self.by_value.get(value, set()) if value is not None else set()
+    def get(self, value) -> tuple[str, ...] | set[str]:
+        ids = self.by_value.get(value) if value is not None else None
+        if ids is None:
+            return ()
+        return (ids,) if isinstance(ids, str) else ids
 
     def add(self, value, rid: str) -> None:
-        if value is not None:
-            self.by_value.setdefault(value, set()).add(rid)
+        if value is None:
+            return
+        ids = self.by_value.get(value)
+        if ids is None:
+            self.by_value[value] = rid
+        elif isinstance(ids, str):
+            if ids != rid:
+                self.by_value[value] = {ids, rid}
+        else:
+            ids.add(rid)
 
     def discard(self, value, rid: str) -> None:
         ids = self.by_value.get(value)
-        if ids is not None:
-            ids.discard(rid)
-            if not ids:
+        if ids is None:
+            return
+        if isinstance(ids, str):
+            if ids == rid:
                 del self.by_value[value]
+            return
+        ids.discard(rid)
+        if len(ids) == 1:
+            self.by_value[value] = next(iter(ids))
+        elif not ids:
+            del self.by_value[value]
 
 
 class Collection:
