@@ -390,7 +390,16 @@ class WaitressServer:
         self._in_loop(running, close_all)
 
     def _in_loop(self, running: bool, thunk) -> None:
-        if running:
-            self._server.trigger.pull_trigger(thunk)
-        else:
-            thunk()
+        """Run ``thunk`` in the I/O loop's thread, or here when the loop does not run or its
+        trigger is already closed (waitress's own close runs ``close_all`` from the caller's
+        thread too)."""
+        trigger = self._server.trigger
+        if running and not trigger._closed:
+            try:
+                trigger.pull_trigger(thunk)
+                return
+            except OSError:  # closed between the check and the write
+                with trigger.lock:
+                    if thunk in trigger.thunks:
+                        trigger.thunks.remove(thunk)
+        thunk()
