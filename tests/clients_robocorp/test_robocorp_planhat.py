@@ -13,9 +13,7 @@ import pytest
 from planhat import Planhat, types
 from planhat.errors import PlanhatHTTPError, PlanhatNotFoundError
 
-from mock_planhat import Config, create_app
 from mock_planhat.models import MODELS
-from mock_planhat.server import Server
 
 TOKEN = "mock-api-token"
 
@@ -30,16 +28,9 @@ COVERED = [m for m in MODELS if m.path in TYPES]
 
 
 @pytest.fixture
-def server():
-    server = Server(create_app(Config()), "127.0.0.1", 0).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(server):
+def client(live_server):  # tests/conftest.py's live server
     client = Planhat(api_key=TOKEN, use_caching=False)
-    client.session._api_host = server.url  # the only change: where "api.planhat.com" is
+    client.session._api_host = live_server.url  # the only change: where "api.planhat.com" is
     return client
 
 
