@@ -9,14 +9,14 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from flask import Flask, current_app, request
+from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
 from . import errors, recording
 from .auth import tenant_hint, token_from_header
 from .config import Config
 from .faults import Faults
-from .journal import JOURNAL_BODY, PARENT, Journal
+from .journal import AFTER_ANSWER, JOURNAL_BODY, PARENT, Journal
 from .models import TABLE
 from .ratelimit import EXEMPT, RateLimiter
 from .tenants import Registry
@@ -32,10 +32,37 @@ class Fake:
     faults: Faults
     limiter: RateLimiter
 
+    def quick(self, path: str) -> bool:
+        """Whether a small write to ``path`` may be answered in the server's I/O loop thread
+        (``waitress_server``): not the admin API or the dashboard (slow or large answers),
+        and no fault rule waits (a delay there would hold every connection)."""
+        return "__admin" not in path and path != "/" and not self.faults.delays()
+
+
+class _Request(Request):
+    def get_data(self, cache: bool = True, as_text: bool = False,
+                 parse_form_data: bool = False):
+        """The body; the bytes a server handed over (``errors.WHOLE_BODY``) when it did."""
+        data = self.environ.get(errors.WHOLE_BODY)
+        if data is None or as_text or parse_form_data:
+            return super().get_data(cache, as_text, parse_form_data)
+        return data
+
+
+class _App(Flask):
+    """Flask, for an app whose views and hooks are all plain functions."""
+
+    request_class = _Request
+
+    def ensure_sync(self, func):
+        # Flask asks inspect whether each view and hook is a coroutine function, four times
+        # a request; none is (a test holds to it)
+        return func
+
 
 def create_app(config: Config | None = None, **overrides) -> Flask:
     config = config or Config(**overrides)
-    app = Flask("mock_planhat")
+    app = _App("mock_planhat")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.json.sort_keys = False
     app.json.compact = True
@@ -106,18 +133,14 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                 body = b""
             hint = _tenant_hint(req, fake)
             tenant = fake.registry.by_tenant_token(hint) if hint else None
-            query = req.query_string.decode("latin-1")
-            fake.journal.record(req.method, path, response.status_code, body, hint,
-                                query, environ, response,
-                                tenant.now_millis() / 1000 if tenant is not None else None)
-            if (tenant is not None and tenant.recording_base is not None
-                    and PARENT not in environ and _EARLY not in environ):
-                answer = b"" if response.is_streamed or req.method not in \
-                    recording.RECORDED_METHODS else response.get_data()
-                recording.record_request(tenant, req.method, _raw_path(environ),
-                                         quote(req.query_string, safe=_URI_SAFE),
-                                         response.status_code, body, answer,
-                                         config.recording_bytes)
+            at = tenant.now_millis() / 1000 if tenant is not None else None
+            keep = _Keep(fake, req.method, path, req.query_string, body, hint, tenant, at,
+                         environ, response)
+            later = environ.get(AFTER_ANSWER)
+            if later is None:
+                keep()
+            else:  # the server sends the answer first
+                later.append(keep)
         return response
 
     @app.teardown_request
@@ -127,6 +150,37 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
             release_memory()
 
     return app
+
+
+@dataclass
+class _Keep:
+    """What a Planhat request leaves besides its answer: its journal entry, and its item of
+    the tenant's recording. Done after the answer is sent where the server can
+    (``journal.AFTER_ANSWER``)."""
+
+    fake: Fake
+    method: str
+    path: str
+    query: bytes
+    body: bytes
+    hint: str | None
+    tenant: object
+    at: float | None
+    environ: dict
+    response: object
+
+    def __call__(self) -> None:
+        environ, response, tenant = self.environ, self.response, self.tenant
+        self.fake.journal.record(self.method, self.path, response.status_code, self.body,
+                                 self.hint, self.query.decode("latin-1"), environ, response,
+                                 self.at)
+        if (tenant is not None and tenant.recording_base is not None
+                and PARENT not in environ and _EARLY not in environ):
+            answer = b"" if response.is_streamed or self.method not in \
+                recording.RECORDED_METHODS else response.get_data()
+            recording.record_request(tenant, self.method, _raw_path(environ, self.path),
+                                     quote(self.query, safe=_URI_SAFE), response.status_code,
+                                     self.body, answer, self.fake.config.recording_bytes)
 
 
 class _SizedBodies:
@@ -295,8 +349,8 @@ def _tenant_hint(req, fake: Fake) -> str | None:
         return hint
 
 
-def _raw_path(environ) -> str:
-    """The request's path as sent, %-escapes kept (``extid-a%2Fb`` is not ``extid-a/b``):
+def _raw_path(environ, routed: str) -> str:
+    """The request's path as sent (``routed``: the decoded path the app routed on), %-escapes kept (``extid-a%2Fb`` is not ``extid-a/b``):
     the server's raw URI when it gives one, else the decoded path escaped again."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw and raw.startswith("/"):
@@ -305,9 +359,9 @@ def _raw_path(environ) -> str:
         raw = raw.partition("?")[0]
         for data in _byte_forms(raw):
             path = quote(data, safe=_URI_SAFE)
-            if unquote(path) == request.path:
+            if unquote(path) == routed:
                 return path
-    return quote(request.path, safe="/:@!$&'()*+,;=-._~")
+    return quote(routed, safe="/:@!$&'()*+,;=-._~")
 
 
 def _byte_forms(raw: str):

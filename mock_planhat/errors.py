@@ -119,11 +119,15 @@ def _deep_field(data) -> str:
     return path or "body"
 
 
+# json.loads builds a decoder per call when given hooks: one, made once
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+
+
 def loads(raw: bytes):
     """Parse a body as the fake accepts JSON: no NaN or Infinity (spelled out or overflowing),
     no lone UTF-16 surrogates, nothing nested deeper than MAX_BODY_DEPTH — what could not be
     stored and answered as valid JSON."""
-    data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     # Fewer brackets than the limit cannot nest past it: most bodies skip the walk.
     if raw.count(b"[") + raw.count(b"{") > MAX_BODY_DEPTH and too_deep(data):
         raise TooDeep(_deep_field(data))
@@ -215,6 +219,10 @@ def register(app: Flask) -> None:
 # ``{"status", "error", "message", "field"}``, and has the app give it: the app answers it as
 # its own errors, so the journal (and a recording) keep it as they do every answer.
 REFUSED_BODY = "mock_planhat.refused_body"
+
+# A server that has a request's whole body in memory (waitress reads it before the app is
+# called) may put its bytes here: the app's request reads them instead of the input stream.
+WHOLE_BODY = "mock_planhat.whole_body"
 
 READ_TIMEOUT_MESSAGE = ("body: the client stopped sending the body (the server's read "
                         "timeout passed)")

@@ -32,6 +32,11 @@ class Faults:
         with self._lock:
             return [dict(r) for r in self._rules]
 
+    def delays(self) -> bool:
+        """Whether a rule waits before it answers."""
+        with self._lock:
+            return any(rule["delay"] for rule in self._rules)
+
     def clear(self, tenants: frozenset[str] | None = None) -> None:
         """Drop every rule, or those scoped to one of ``tenants`` (a tenant's tokens)."""
         with self._lock:

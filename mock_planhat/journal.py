@@ -36,6 +36,11 @@ ENTRY_ID = "mock_planhat.entry_id"  # the id reserved for this request's entry
 DECISIONS = "mock_planhat.decisions"  # [trace.Group, ...] of this request (trace.settle)
 PARENT = "mock_planhat.parent"  # (entry id, list of caused ids) of the request that caused this
 CAUSED = "mock_planhat.caused"  # the ids of the requests this one caused
+# A server that sends the answer before the app's bookkeeping (waitress, for a request it
+# answers in its I/O loop's thread) puts a list here: the app appends the work that the
+# answer does not need (its journal entry, a recording's item), and the server runs it once
+# the answer is sent, before it reads the next request. Elsewhere the app does it at once.
+AFTER_ANSWER = "mock_planhat.after_answer"
 DECISION_BYTES = 200  # what a kept decision counts against the byte bound
 MAX_DECISIONS_SHOWN = 100  # decisions rendered per entry in a listing (the count is exact)
 KEPT_HEADERS = ("Content-Type", "Retry-After", "Location", "Allow")

@@ -15,17 +15,26 @@ maintenance pass):
 * a refusal about the body (413, a broken or unsupported transfer coding, the 408) is
   answered by the fake's app (``errors.REFUSED_BODY``), as on werkzeug, where the app read the
   body and answered these itself: so the journal keeps them like every other answer;
-* an access line per request unless quiet.
+* an access line per request unless quiet;
+* a small write the app says is quick (``Fake.quick``: no admin path, no fault rule with a
+  delay) is answered in the I/O loop's own thread, right after it is read, and its answer
+  sent at once in one ``send``: no hand-over to a pool thread and back (two thread switches
+  and a trigger pull), which cost as much as the app's own work. The app's bookkeeping that
+  the answer does not need (the journal entry, a recording) runs after the answer is sent
+  (``journal.AFTER_ANSWER``), still before the loop reads the next request. Everything else
+  (reads, admin, large or chunked bodies, delays) goes to the pool as before.
 
 Imported only when the server starts (``Server``), never by ``create_app``.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import select
 import sys
+import threading
 from http import HTTPStatus
 
 from waitress import wasyncore
@@ -41,7 +50,8 @@ from waitress.utilities import (
     RequestHeaderFieldsTooLarge,
 )
 
-from .errors import READ_TIMEOUT_MESSAGE, REFUSED_BODY
+from .errors import READ_TIMEOUT_MESSAGE, REFUSED_BODY, WHOLE_BODY
+from .journal import AFTER_ANSWER
 from .server import (
     _BOTH_LENGTHS,
     MAX_HEADERS,
@@ -55,6 +65,10 @@ from .server import (
 IDENT = "mock-planhat"
 RECV_BYTES = 64 * 1024
 NO_TIMEOUT = 10 ** 9  # seconds: "no read timeout" for waitress, which needs a number
+INLINE_BODY = 64 * 1024  # the largest body of a request answered in the I/O loop's thread
+INLINE_METHODS = ("POST", "PUT")  # writes: their answers are small (a read's may be large)
+_NEVER = 1 << 62  # bytes: a waitress threshold that is never reached
+_log_errors = logging.getLogger("mock_planhat")
 
 
 class _LayerError(Error):
@@ -196,7 +210,24 @@ class _LoggedErrorTask(_JsonErrorTask):
         _log(self, self.status)
 
 
-class _LoggedTask(WSGITask):
+class _Task(WSGITask):
+    """waitress's WSGI task. Its environ carries a small body as bytes, and, answered in the
+    loop's thread, the list of the app's work for after the answer is sent."""
+
+    def get_environment(self):
+        environ = super().get_environment()
+        later = self.channel.after_answer
+        if later is not None:
+            environ[AFTER_ANSWER] = later
+        request = self.request
+        if not request.chunked and 0 < request.content_length <= INLINE_BODY:
+            # a small body is in memory already: handed over as bytes (errors.WHOLE_BODY)
+            data = environ[WHOLE_BODY] = environ["wsgi.input"].read()
+            environ["wsgi.input"] = io.BytesIO(data)
+        return environ
+
+
+class _LoggedTask(_Task):
     def finish(self):
         super().finish()
         _log(self, self.status)
@@ -257,10 +288,80 @@ def _waiting(sock) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
+class _Channel(HTTPChannel):
+    """waitress's channel, answering a quick request in the I/O loop's own thread (see the
+    module's docstring). ``_Dispatcher`` decides; the answer is given here once the read that
+    completed the request returns (the channel's request lock is held during the read)."""
+
+    reading = False  # in handle_read: a request completed now may be answered here
+    answer_here = False  # the request waiting to be answered after the read
+    after_answer = None  # while answering here: the app's work for after the answer is sent
+
+    def handle_read(self):
+        self.reading = True
+        try:
+            super().handle_read()
+        finally:
+            self.reading = False
+        if self.answer_here:
+            self.answer_here = False
+            self._answer()
+
+    def _answer(self):
+        later: list = []
+        adj, self.adj = self.adj, self.server.corked
+        self.after_answer = later
+        try:
+            self.service()
+        finally:
+            self.adj, self.after_answer = adj, None
+        # the status line, headers and body in one send (waitress sends them apart); a
+        # pipelined request may already be in a pool thread, writing under this lock
+        with self.outbuf_lock:
+            self._flush_exception(self._flush_some)
+        for work in later:
+            try:
+                work()
+            except Exception:  # a bug of ours: the answer is sent; say it, keep serving
+                _log_errors.exception("the bookkeeping after an answer failed")
+
+
+class _Dispatcher(ThreadedTaskDispatcher):
+    """waitress's pool of threads; a quick request completed by the loop's read is left for
+    the channel to answer there instead."""
+
+    def add_task(self, channel):
+        if channel.reading and channel.server.quick(channel.requests[0]):
+            channel.answer_here = True
+        else:
+            super().add_task(channel)
+
+
 class _TcpServer(TcpWSGIServer):
     max_body = 0  # set per server
     quiet = True
     app_answers = False  # the fake's app: it gives the refusals about the body
+    fake = None  # the fake's app's Fake: it says which requests are quick
+    corked = None  # the adjustments a request answered in the loop's thread is written with
+    loop_thread = None  # the I/O loop's thread's ident
+
+    def quick(self, request) -> bool:
+        """Whether a complete request is answered in the I/O loop's thread."""
+        return (self.fake is not None and request.error is None
+                and request.command in INLINE_METHODS and not request.chunked
+                and request.content_length <= INLINE_BODY
+                and self.fake.quick(request.path))
+
+    def pull_trigger(self, thunk=None):
+        """Wake the I/O loop; from the loop's own thread (an answer given there) there is
+        nothing to wake: it looks at every connection again when the answer is done."""
+        if thunk is None and threading.get_ident() == self.loop_thread:
+            return
+        super().pull_trigger(thunk)
+
+    def run(self):
+        self.loop_thread = threading.get_ident()
+        super().run()
 
     def readable(self):
         """At the connection limit waitress stops accepting until a connection closes: idle
@@ -327,6 +428,15 @@ def limit_malloc_arenas() -> None:
         pass
 
 
+def _corked(adj: Adjustments) -> Adjustments:
+    """The adjustments an answer given in the loop's thread is written with: kept until the
+    channel sends it (waitress would send each write at once), and never waited on (the loop
+    cannot wait for itself to send)."""
+    corked = copy.copy(adj)
+    corked.send_bytes = corked.outbuf_high_watermark = _NEVER
+    return corked
+
+
 class WaitressServer:
     """A waitress server on a bound socket: ``serve_forever()`` in one thread,
     ``shutdown(running)`` from another."""
@@ -355,14 +465,17 @@ class WaitressServer:
         adj.cleanup_interval = min(1.0, timeout / 4)
         adj.asyncore_loop_timeout = min(1.0, timeout / 4)
         parser = type("Parser", (_Parser,), {"max_body": max_body})
-        channel = type("Channel", (HTTPChannel,), {
+        channel = type("Channel", (_Channel,), {
             "parser_class": parser,
-            "task_class": WSGITask if quiet else _LoggedTask,
+            "task_class": _Task if quiet else _LoggedTask,
             "error_task_class": staticmethod(_error_task)})
         server_class = type("Server", (_TcpServer,), {
             "channel_class": channel, "max_body": max_body, "quiet": quiet,
-            "app_answers": "mock_planhat" in getattr(app, "extensions", {})})
-        dispatcher = ThreadedTaskDispatcher()
+            "app_answers": "mock_planhat" in getattr(app, "extensions", {}),
+            "fake": getattr(app, "extensions", {}).get("mock_planhat"),
+            # written whole, sent by the channel at once (see _Channel._answer)
+            "corked": _corked(adj)})
+        dispatcher = _Dispatcher()
         dispatcher.set_thread_count(THREADS)
         self._map: dict = {}
         self._dispatcher = dispatcher
