@@ -123,8 +123,9 @@ class Journal:
         if environ is not None:
             entry_id = environ.get(ENTRY_ID)
             decisions = environ.get(DECISIONS)
-            if decisions is not None:
-                decisions = tuple(decisions)  # of trace.Group: two containers a group
+            if decisions is not None:  # of trace.Group: two containers a group (None: a
+                # group to be settled after the answer whose settling failed)
+                decisions = tuple(group for group in decisions if group is not None)
             caused = environ.get(CAUSED)
             link = environ.get(PARENT)
             if link is not None:

@@ -226,6 +226,15 @@ class _Task(WSGITask):
             environ["wsgi.input"] = io.BytesIO(data)
         return environ
 
+    def write(self, data):
+        super().write(data)
+        channel = self.channel
+        if channel.after_answer is not None and self.content_length is not None \
+                and self.content_bytes_written >= self.content_length:
+            # answered in the loop's thread, the whole answer is written (corked): sent now,
+            # so what is left of the request's own work runs while the client reads it
+            channel.send_now()
+
 
 class _LoggedTask(_Task):
     def finish(self):
@@ -315,15 +324,21 @@ class _Channel(HTTPChannel):
             self.service()
         finally:
             self.adj, self.after_answer = adj, None
-        # the status line, headers and body in one send (waitress sends them apart); a
-        # pipelined request may already be in a pool thread, writing under this lock
-        with self.outbuf_lock:
-            self._flush_exception(self._flush_some)
+        self.send_now()  # what the task did not send (an answer without a length)
         for work in later:
             try:
                 work()
             except Exception:  # a bug of ours: the answer is sent; say it, keep serving
                 _log_errors.exception("the bookkeeping after an answer failed")
+
+
+    def send_now(self):
+        """Send what is written (the status line, headers and body in one send, where waitress
+        sends them apart). A pipelined request may already be in a pool thread, writing under
+        this lock."""
+        if self.total_outbufs_len:
+            with self.outbuf_lock:
+                self._flush_exception(self._flush_some)
 
 
 class _Dispatcher(ThreadedTaskDispatcher):
@@ -352,12 +367,11 @@ class _TcpServer(TcpWSGIServer):
                 and request.content_length <= INLINE_BODY
                 and self.fake.quick(request.path))
 
-    def pull_trigger(self, thunk=None):
+    def pull_trigger(self):
         """Wake the I/O loop; from the loop's own thread (an answer given there) there is
         nothing to wake: it looks at every connection again when the answer is done."""
-        if thunk is None and threading.get_ident() == self.loop_thread:
-            return
-        super().pull_trigger(thunk)
+        if threading.get_ident() != self.loop_thread:
+            super().pull_trigger()
 
     def run(self):
         self.loop_thread = threading.get_ident()

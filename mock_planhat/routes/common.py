@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from ..errors import ApiError, read_json
-from ..journal import DECISIONS
+from ..journal import AFTER_ANSWER, DECISIONS
 from ..matching import BULK_LIMIT
 from ..records import FieldError, check_row
 from ..trace import settle
@@ -99,15 +99,27 @@ PATH_KEYS = {"extid-": "externalId", "srcid-": "sourceId"}  # the key a path's i
 def trace(tenant, kind: str, outcomes: list, via: str | None = None) -> None:
     """Keep the rows' decisions on this request's journal entry and in the tenant's history
     (one packed group a request, see trace.settle: this is on every write's path). Callers hold
-    ``tenant.lock``."""
+    ``tenant.lock``. Where the server sends the answer first (``journal.AFTER_ANSWER``), the
+    decisions are settled then, before the journal entry: the answer does not need them, and
+    the outcomes' records are not changed in place by later writes (a write makes new
+    ones)."""
     environ = request.environ
     entry_id = current_app.extensions["mock_planhat"].journal.reserve(environ)
-    group = settle(kind, outcomes, entry_id, via, tenant.history)
     groups = environ.get(DECISIONS)
     if groups is None:
-        environ[DECISIONS] = [group]
-    else:
-        groups.append(group)
+        groups = environ[DECISIONS] = []
+    later = environ.get(AFTER_ANSWER)
+    if later is None:
+        groups.append(settle(kind, outcomes, entry_id, via, tenant.history))
+        return
+    slot = len(groups)
+    groups.append(None)
+
+    def settle_later() -> None:
+        with tenant.lock:
+            groups[slot] = settle(kind, outcomes, entry_id, via, tenant.history)
+
+    later.append(settle_later)
 
 
 def filter_values(*names: str) -> set[str] | None:
