@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from flask import Flask, Request, current_app, request
+from flask.sessions import NullSession, SessionInterface
 from werkzeug.exceptions import ClientDisconnected
 
 from . import errors, recording
@@ -49,10 +50,29 @@ class _Request(Request):
         return data
 
 
+class _NoSessions(SessionInterface):
+    """The fake keeps no sessions: one empty session, never signed or saved (Flask's own
+    looks for a secret key and makes a new empty session on every request)."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses the null session
+
+    def make_null_session(self, app):
+        return _NULL_SESSION
+
+    def save_session(self, app, session, response):
+        pass
+
+
+_NULL_SESSION = NullSession()
+
+
 class _App(Flask):
-    """Flask, for an app whose views and hooks are all plain functions."""
+    """Flask, for an app whose views and hooks are all plain functions and that keeps no
+    sessions."""
 
     request_class = _Request
+    session_interface = _NoSessions()
 
     def ensure_sync(self, func):
         # Flask asks inspect whether each view and hook is a coroutine function, four times
@@ -131,11 +151,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                     req.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
-            hint = _tenant_hint(req, fake)
-            tenant = fake.registry.by_tenant_token(hint) if hint else None
-            at = tenant.now_millis() / 1000 if tenant is not None else None
-            keep = _Keep(fake, req.method, path, req.query_string, body, hint, tenant, at,
-                         environ, response)
+            keep = _Keep(fake, req, body, response, time.time())
             later = environ.get(AFTER_ANSWER)
             if later is None:
                 keep()
@@ -152,35 +168,35 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     return app
 
 
-@dataclass
 class _Keep:
     """What a Planhat request leaves besides its answer: its journal entry, and its item of
     the tenant's recording. Done after the answer is sent where the server can
-    (``journal.AFTER_ANSWER``)."""
+    (``journal.AFTER_ANSWER``); ``now``: the wall clock when the request was answered."""
 
-    fake: Fake
-    method: str
-    path: str
-    query: bytes
-    body: bytes
-    hint: str | None
-    tenant: object
-    at: float | None
-    environ: dict
-    response: object
+    __slots__ = ("fake", "req", "body", "response", "now")
+
+    def __init__(self, fake: Fake, req, body: bytes, response, now: float) -> None:
+        self.fake, self.req, self.body, self.response, self.now = fake, req, body, response, now
 
     def __call__(self) -> None:
-        environ, response, tenant = self.environ, self.response, self.tenant
-        self.fake.journal.record(self.method, self.path, response.status_code, self.body,
-                                 self.hint, self.query.decode("latin-1"), environ, response,
-                                 self.at)
+        fake, req, response = self.fake, self.req, self.response
+        environ, method, path = req.environ, req.method, req.path
+        hint = _tenant_hint(req, fake)
+        tenant = fake.registry.by_tenant_token(hint) if hint else None
+        at = self.now  # a tenant's clock reads its test time when set, else milliseconds
+        if tenant is not None:
+            frozen = tenant.clock_millis
+            at = (int(at * 1000) if frozen is None else frozen) / 1000
+        fake.journal.record(method, path, response.status_code, self.body, hint,
+                            req.query_string.decode("latin-1"), environ, response, at)
         if (tenant is not None and tenant.recording_base is not None
                 and PARENT not in environ and _EARLY not in environ):
-            answer = b"" if response.is_streamed or self.method not in \
+            answer = b"" if response.is_streamed or method not in \
                 recording.RECORDED_METHODS else response.get_data()
-            recording.record_request(tenant, self.method, _raw_path(environ, self.path),
-                                     quote(self.query, safe=_URI_SAFE), response.status_code,
-                                     self.body, answer, self.fake.config.recording_bytes)
+            recording.record_request(tenant, method, _raw_path(environ, path),
+                                     quote(req.query_string, safe=_URI_SAFE),
+                                     response.status_code, self.body, answer,
+                                     fake.config.recording_bytes)
 
 
 class _SizedBodies:

@@ -50,8 +50,15 @@ def json_response(body, status: int = 200):
     (compact, ASCII-escaped, keys in order, a trailing newline) without the JSON provider's
     per-call argument handling."""
     app = current_app
-    text = json.dumps(body, separators=(",", ":"), default=app.json.default)
-    return app.response_class(text + "\n", status=status, mimetype="application/json")
+    encode = app.extensions.get(_ENCODE)
+    if encode is None:  # json.dumps builds an encoder per call when given options: one an app
+        encode = app.extensions[_ENCODE] = json.JSONEncoder(
+            separators=(",", ":"), default=app.json.default).encode
+    return app.response_class(encode(body) + "\n", status=status,
+                              content_type="application/json")
+
+
+_ENCODE = "mock_planhat.encode_json"
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

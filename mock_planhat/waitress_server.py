@@ -124,11 +124,11 @@ class _Parser(HTTPRequestParser):
     def _check(self, header_plus: bytes) -> _LayerError | None:
         if len(self.first_line) > MAX_LINE:
             return _LayerError(414, f"the request line is over {MAX_LINE} bytes", "path")
-        lines = header_plus.split(b"\r\n")[1:]
-        if len(lines) > MAX_HEADERS:
-            return _LayerError(431, f"{len(lines)} header lines; at most {MAX_HEADERS}",
-                               "headers")
-        if any(len(line) > MAX_LINE for line in lines):
+        lines = header_plus.count(b"\r\n")  # as many as split() gives after the first line
+        if lines > MAX_HEADERS:
+            return _LayerError(431, f"{lines} header lines; at most {MAX_HEADERS}", "headers")
+        if len(header_plus) > MAX_LINE and any(
+                len(line) > MAX_LINE for line in header_plus.split(b"\r\n")[1:]):
             return _LayerError(431, f"a header line is over {MAX_LINE} bytes", "headers")
         if not self.version:
             return _LayerError(400, "no HTTP version (HTTP/0.9 is not supported)")
