@@ -253,7 +253,7 @@ def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
 
 def serve(args) -> int:
     from .app import create_app
-    from .server import Server, catch_signals, run_until_signal
+    from .server import BUSY_POLL, Server, catch_signals, run_until_signal
 
     try:
         config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
@@ -307,7 +307,8 @@ def serve(args) -> int:
         return 2
     try:
         server = Server(app, args.host, args.port, quiet=args.quiet,
-                        read_timeout=args.read_timeout or None, server=args.server)
+                        read_timeout=args.read_timeout or None, server=args.server,
+                        busy_poll=BUSY_POLL)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2

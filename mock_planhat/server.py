@@ -32,6 +32,8 @@ from .config import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, SERVERS
 
 DEFAULT_SERVER = SERVERS[0]
 THREADS = 16  # waitress's request threads: a fault rule's delay (up to 30 s) holds one
+# seconds the CLI's server keeps polling without sleeping after a read (WaitressServer)
+BUSY_POLL = 0.0003
 MAX_LINE = 65536  # bytes of the request line, and of one header line
 MAX_HEADERS = 100
 
@@ -142,7 +144,7 @@ class _WerkzeugServer:
     """werkzeug's threaded server on a bound socket, with the JSON error handler."""
 
     def __init__(self, app, sock: socket.socket, quiet: bool, read_timeout: float | None,
-                 max_body: int) -> None:
+                 max_body: int, busy_poll: float = 0.0) -> None:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -179,11 +181,13 @@ class Server:
     ``read_timeout``: seconds a connection may go without sending a byte (None: no limit).
     ``server``: ``"waitress"`` or ``"werkzeug"`` (None: the default, waitress, falling back to
     werkzeug when waitress cannot be imported; ``note`` then says why). ``max_body``: the
-    largest body the HTTP layer reads (default: the app's ``MAX_CONTENT_LENGTH``)."""
+    largest body the HTTP layer reads (default: the app's ``MAX_CONTENT_LENGTH``).
+    ``busy_poll``: seconds waitress's I/O loop keeps polling without sleeping after a read
+    (``WaitressServer``; for a server alone in its process, as the CLI's)."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
                  read_timeout: float | None = DEFAULT_READ_TIMEOUT, server: str | None = None,
-                 max_body: int | None = None):
+                 max_body: int | None = None, busy_poll: float = 0.0):
         self.name, self.note = pick_server(server)
         self.app = app
         if max_body is None:
@@ -196,7 +200,8 @@ class Server:
                 from .waitress_server import WaitressServer as backend
             else:
                 backend = _WerkzeugServer
-            self._server = backend(app, self._socket, quiet, read_timeout, max_body)
+            self._server = backend(app, self._socket, quiet, read_timeout, max_body,
+                                   busy_poll)
         except BaseException:
             self._socket.close()
             raise
