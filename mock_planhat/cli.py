@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .config import (
+    BUSY_POLL_US,
     DEFAULT_HOST,
     DEFAULT_JOURNAL_BYTES,
     DEFAULT_JOURNAL_SIZE,
@@ -28,6 +29,7 @@ from .config import (
     ENV_STATE,
     ENV_TENANT_TOKEN,
     ENV_UNASSIGNED,
+    MAX_BUSY_POLL_US,
     SERVERS,
     UNASSIGNED_POLICIES,
     Config,
@@ -105,6 +107,13 @@ def _serve_parser(sub) -> argparse.ArgumentParser:
                    help="close a connection that sends nothing for this long, while sending "
                         "a request or idle between requests; 0 for no limit (default "
                         "%(default)g)")
+    p.add_argument("--busy-poll", type=_busy_poll, default=BUSY_POLL_US,
+                   metavar="MICROSECONDS",
+                   help="after reading a request, keep polling the connections this long "
+                        "before sleeping, so a kept-alive client's next request is read "
+                        "without a wake-up (waitress; it spends up to that much CPU after "
+                        "each request, none while idle); 0 turns it off (default "
+                        "%(default)s)")
     p.add_argument("--admin-from", action="append", default=[], type=_cidr, metavar="CIDR",
                    help="also answer the admin API and the dashboard for clients in this "
                         "network, e.g. a Docker network 172.17.0.0/16 (repeatable; default: "
@@ -221,6 +230,14 @@ def _rate_limit(text: str) -> str:
     return text
 
 
+def _busy_poll(text: str) -> int:
+    value = _count(text)
+    if value > MAX_BUSY_POLL_US:
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_BUSY_POLL_US} "
+                                         "microseconds")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -253,7 +270,7 @@ def build_parser(scenario_commands: bool = True) -> argparse.ArgumentParser:
 
 def serve(args) -> int:
     from .app import create_app
-    from .server import BUSY_POLL, Server, catch_signals, run_until_signal
+    from .server import Server, catch_signals, run_until_signal
 
     try:
         config = Config.from_env(tenant_token=args.tenant_token, api_token=args.api_token,
@@ -308,7 +325,7 @@ def serve(args) -> int:
     try:
         server = Server(app, args.host, args.port, quiet=args.quiet,
                         read_timeout=args.read_timeout or None, server=args.server,
-                        busy_poll=BUSY_POLL)
+                        busy_poll=args.busy_poll / 1e6)
     except ValueError as exc:
         print(f"mock-planhat: error: {exc}", file=sys.stderr)
         return 2

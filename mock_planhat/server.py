@@ -32,8 +32,6 @@ from .config import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, SERVERS
 
 DEFAULT_SERVER = SERVERS[0]
 THREADS = 16  # waitress's request threads: a fault rule's delay (up to 30 s) holds one
-# seconds the CLI's server keeps polling without sleeping after a read (WaitressServer)
-BUSY_POLL = 0.0003
 MAX_LINE = 65536  # bytes of the request line, and of one header line
 MAX_HEADERS = 100
 

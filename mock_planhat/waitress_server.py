@@ -520,7 +520,8 @@ class WaitressServer:
         self._server = server_class(
             app, self._map, True, sock, dispatcher=dispatcher, adj=adj, bind_socket=False,
             sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
-        self.description = f"waitress {_version('waitress')} ({THREADS} threads, keep-alive)"
+        poll = f", busy poll {round(busy_poll * 1e6)} µs" if busy_poll else ""
+        self.description = f"waitress {_version('waitress')} ({THREADS} threads, keep-alive{poll})"
 
     def serve_forever(self) -> None:
         self._server.run()  # until its map is empty (shutdown)

@@ -90,7 +90,10 @@ def test_help_lists_commands_and_options(capsys):
 
 @pytest.mark.parametrize("args,text", [(["--port", "99999"], "not a port number"),
                                        (["--unassigned", "keep"], "invalid choice"),
-                                       (["--email-match", "loose"], "invalid choice")])
+                                       (["--email-match", "loose"], "invalid choice"),
+                                       (["--busy-poll", "-1"], "must not be negative"),
+                                       (["--busy-poll", "0.5"], "not a whole number"),
+                                       (["--busy-poll", "100001"], "at most 100000")])
 def test_bad_flags_exit_2_with_a_message(capsys, args, text):
     with pytest.raises(SystemExit) as exit_:
         main(args)
