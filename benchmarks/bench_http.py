@@ -1,8 +1,10 @@
 """Figure 3: over HTTP, keep-alive clients — the fake against an empty server and moto's.
 
 Every server runs as a child process: the fake exactly as ``python -m mock_planhat`` serves
-(waitress, the default server), the same fake on ``--server werkzeug`` (the server before
-issue 14, measured in the same run as "before"), pytest-httpserver answering the same requests
+(waitress, the default server, whose loop busy-polls 300 us after a read), the same fake with
+``--busy-poll 0`` (its loop sleeps at once: shown beside each figure), the same fake on
+``--server werkzeug`` (the server before issue 14, measured in the same run as "before"),
+pytest-httpserver answering the same requests
 with a canned 200 (the empty server), and moto's server answering DynamoDB ``PutItem``. The
 client is ``http.client`` with keep-alive, the cheapest Python client, so the figure is the
 servers' (a werkzeug server closes the connection after each answer; the client reopens it).
@@ -25,7 +27,7 @@ import time
 from urllib.parse import urlsplit
 
 from .common import API_TOKEN, TENANT_TOKEN, Figure, fmt, ratio_rounds
-from .servers import FAKE, FAKE_WERKZEUG, MOTO, PEER, running
+from .servers import FAKE, FAKE_NO_BUSY_POLL, FAKE_WERKZEUG, MOTO, PEER, running
 
 USERS = 500
 THREADS = 4
@@ -168,8 +170,8 @@ def over_http(rounds: int, per_round: int = 200) -> list[Figure]:
     dynamo = _Series("POST", "/", {**AMZ, "X-Amz-Target": "DynamoDB_20120810.PutItem"},
                      [_put_item(i % USERS, i) for i in range(per_round)])
     with running(FAKE) as fake, running(FAKE_WERKZEUG) as before, running(PEER) as peer, \
-            running(MOTO) as moto:
-        for url in (fake, before):
+            running(MOTO) as moto, running(FAKE_NO_BUSY_POLL) as asleep:
+        for url in (fake, before, asleep):
             _prepare_fake(url)
         _prepare_moto(moto)
         sdk_after, batch_after = _sdk_batches(fake)
@@ -182,6 +184,8 @@ def over_http(rounds: int, per_round: int = 200) -> list[Figure]:
             "fake_t": lambda: endusers.run_threads(fake),
             "before_t": lambda: endusers.run_threads(before),
             "peer_t": lambda: endusers.run_threads(peer),
+            "asleep_a": lambda: analytics.run(asleep), "asleep_e": lambda: endusers.run(asleep),
+            "asleep_t": lambda: endusers.run_threads(asleep),
             "batch_after": batch_after, "batch_before": batch_before,
         }
         for run in measures.values():  # warm every server and connection once
@@ -194,9 +198,10 @@ def over_http(rounds: int, per_round: int = 200) -> list[Figure]:
         sdk_after.shutdown()
         sdk_before.shutdown()
         states = [json.loads(_request(url, "GET", "/__admin/state", b"", {}))
-                  for url in (fake, before)]
-    for state in states:  # the activity rows, and the SDK's tracks
-        _check(state, (rounds + 1) * (per_round + BATCH // 2))
+                  for url in (fake, before, asleep)]
+    sdk_tracks = (BATCH // 2, BATCH // 2, 0)  # the SDK's tracks add activity rows
+    for state, tracks in zip(states, sdk_tracks, strict=True):
+        _check(state, (rounds + 1) * (per_round + tracks))
     return _figures(rates)
 
 
@@ -209,6 +214,8 @@ def _figures(rates: dict[str, list[float]]) -> list[Figure]:
 
     def peer_text(key: str, what: str = "req/s") -> str:
         return (f"fake {med('fake_' + key)} {what}, pytest-httpserver {med('peer_' + key)}; "
+                f"--busy-poll 0: {med('asleep_' + key)} {what}, "
+                f"{ratio('asleep_' + key, 'peer_' + key)} ×; "
                 f"before (the fake on werkzeug): {med('before_' + key)} {what}, "
                 f"{ratio('before_' + key, 'peer_' + key)} ×")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = [sys.executable, "-m", "mock_planhat", "--port", "0", "--quiet"]  # the default server
 FAKE_WERKZEUG = [*FAKE, "--server", "werkzeug"]  # the server before issue 14
+FAKE_NO_BUSY_POLL = [*FAKE, "--busy-poll", "0"]  # waitress whose loop sleeps at once
 PEER = [sys.executable, "-m", "benchmarks.empty_server"]
 MOTO = [sys.executable, "-m", "benchmarks.moto_server"]
 _URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
