@@ -387,9 +387,13 @@ class _TcpServer(TcpWSGIServer):
             return
         poll, sockets, timeout = wasyncore.poll2, self._map, self.adj.asyncore_loop_timeout
         window, until, seen = self.busy_poll, 0.0, 0
+        pool = self.task_dispatcher
         try:
             while sockets:
-                poll(0.0 if time.perf_counter() < until else timeout, sockets)
+                # not while a pool thread answers: polling would take the GIL from it (it
+                # pulls the trigger when its answer is ready)
+                busy = not pool.active_count and time.perf_counter() < until
+                poll(0.0 if busy else timeout, sockets)
                 if self.reads != seen:
                     seen = self.reads
                     until = time.perf_counter() + window
