@@ -385,7 +385,9 @@ class _TcpServer(TcpWSGIServer):
         if not self.busy_poll:
             super().run()
             return
-        poll, sockets, timeout = wasyncore.poll2, self._map, self.adj.asyncore_loop_timeout
+        # as waitress's loop: poll() where there is one (not on Windows), else select()
+        poll = wasyncore.poll2 if hasattr(select, "poll") else wasyncore.poll
+        sockets, timeout = self._map, self.adj.asyncore_loop_timeout
         window, until, seen = self.busy_poll, 0.0, 0
         pool = self.task_dispatcher
         try:

@@ -120,3 +120,20 @@ def test_busy_poll_spends_no_cpu_once_requests_stop():
         server.stop()
     assert spent < 0.1, f"{spent:.3f} s of CPU in 0.5 s idle"
     assert "busy poll 20000 µs" in server.description
+
+
+def test_busy_poll_where_there_is_no_poll(monkeypatch):
+    """Where ``select.poll`` does not exist (Windows), the busy-polling loop uses select(), as
+    waitress's own loop does."""
+    import select
+
+    monkeypatch.delattr(select, "poll")
+    server = Server(create_app(Config()), "127.0.0.1", 0, busy_poll=0.0003).start()
+    try:
+        conn = _connection(server)
+        for i in range(5):
+            assert _call(conn, "PUT", "/companies", [{"externalId": f"w{i}", "name": "W"}])[0] \
+                == 200
+        assert len(_call(conn, "GET", "/companies")[1]) == 5
+    finally:
+        server.stop()
