@@ -16,8 +16,8 @@ maintenance pass):
   answered by the fake's app (``errors.REFUSED_BODY``), as on werkzeug, where the app read the
   body and answered these itself: so the journal keeps them like every other answer;
 * an access line per request unless quiet;
-* a small write the app says is quick (``Fake.quick``: no admin path, no fault rule with a
-  delay) is answered in the I/O loop's own thread, right after it is read, and its answer
+* a small write the app says is quick (``Fake.quick``: no admin path, no Segment route, no
+  fault rule with a delay) is answered in the I/O loop's own thread, right after it is read, and its answer
   sent at once in one ``send``: no hand-over to a pool thread and back (two thread switches
   and a trigger pull), which cost as much as the app's own work. The app's bookkeeping that
   the answer does not need (the journal entry, a recording) runs after the answer is sent

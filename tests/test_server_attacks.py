@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -183,3 +184,39 @@ def test_attack_at_the_connection_limit_idle_connections_stay_while_nobody_waits
         for conn in conns:
             conn.close()
         server.stop()
+
+
+def test_attack_segment_batch_retried_by_a_fault_rule_holds_no_other_connection():
+    """A small Segment batch while a fault rule (status only, so writes stay quick) answers
+    503 to the end users' paths: the translator retries each in-process request with a sleep
+    (up to 5 times), seconds for the batch. Answered in the I/O loop's thread, every other
+    connection waited for it; it is a pool thread's wait, the health check answered
+    meanwhile."""
+    server = Server(create_app(Config()), "127.0.0.1", 0).start()
+    try:
+        rule = json.dumps({"path": "/endusers*", "status": 503, "count": 1_000_000}).encode()
+        assert _status(exchange(server, b"POST /__admin/faults HTTP/1.1\r\nHost: x\r\n"
+                                b"Content-Type: application/json\r\nConnection: close\r\n"
+                                b"Content-Length: %d\r\n\r\n%s" % (len(rule), rule))) == 201
+        calls = [{"type": "group", "userId": f"u{i}", "groupId": f"g{i}",
+                  "traits": {"name": f"G{i}"}} for i in range(60)]  # an attach each: ~4 s
+        body = json.dumps({"batch": calls}).encode()
+        batch: dict = {}
+
+        def send_batch():
+            batch["raw"] = exchange(server, b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n"
+                                    b"Authorization: Basic bW9jay10ZW5hbnQtdG9rZW46\r\n"
+                                    b"Content-Type: application/json\r\nConnection: close\r\n"
+                                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+                                    timeout=60)
+
+        thread = threading.Thread(target=send_batch)
+        thread.start()
+        time.sleep(0.3)  # the batch is being applied
+        assert _status(exchange(server, HEALTH, timeout=60)) == 200
+        retrying = thread.is_alive()
+        thread.join(60)
+    finally:
+        server.stop()
+    assert retrying, "the health check waited for the Segment batch's retries"
+    assert _status(batch["raw"]) == 200
