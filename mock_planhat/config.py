@@ -20,7 +20,8 @@ DEFAULT_JOURNAL_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Planhat's documented 32 MB per body
 DEFAULT_RECORDING_BYTES = 64 * 1024 * 1024  # a tenant's recording (GET /__admin/scenario)
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a connection may send nothing (the server's flag)
-# microseconds the CLI's server keeps polling without sleeping after a read (--busy-poll)
+# microseconds the CLI's server keeps polling without sleeping after reading a request
+# (--busy-poll)
 BUSY_POLL_US = 300
 MAX_BUSY_POLL_US = 100_000
 UNASSIGNED_POLICIES = ("hold", "discard")

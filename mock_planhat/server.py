@@ -180,7 +180,7 @@ class Server:
     ``server``: ``"waitress"`` or ``"werkzeug"`` (None: the default, waitress, falling back to
     werkzeug when waitress cannot be imported; ``note`` then says why). ``max_body``: the
     largest body the HTTP layer reads (default: the app's ``MAX_CONTENT_LENGTH``).
-    ``busy_poll``: seconds waitress's I/O loop keeps polling without sleeping after a read
+    ``busy_poll``: seconds waitress's I/O loop keeps polling without sleeping after a request
     (``WaitressServer``; for a server alone in its process, as the CLI's)."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,

@@ -313,7 +313,11 @@ class _Channel(HTTPChannel):
             super().handle_read()
         finally:
             self.reading = False
-        self.server.reads += 1
+        if self.answer_here or self.requests:
+            # a request came whole (read only with none pending): the busy poll's window
+            # opens. Not on every read: a request trickling in a byte at a time kept the loop
+            # spinning as long as its client liked
+            self.server.requests_read += 1
         if self.answer_here:
             self.answer_here = False
             self._answer()
@@ -375,12 +379,13 @@ class _TcpServer(TcpWSGIServer):
         if threading.get_ident() != self.loop_thread:
             super().pull_trigger()
 
-    busy_poll = 0.0  # seconds the loop keeps polling without sleeping after a read
-    reads = 0  # the reads the channels made (a read that got bytes)
+    busy_poll = 0.0  # seconds the loop keeps polling without sleeping after a request
+    requests_read = 0  # the reads that completed a request
 
     def run(self):
-        """waitress's I/O loop; with ``busy_poll``, after each read it polls without sleeping
-        for that long before it sleeps in poll() again (see ``WaitressServer``)."""
+        """waitress's I/O loop; with ``busy_poll``, after each read that completed a request
+        it polls without sleeping for that long before it sleeps in poll() again (see
+        ``WaitressServer``)."""
         self.loop_thread = threading.get_ident()
         if not self.busy_poll:
             super().run()
@@ -396,8 +401,8 @@ class _TcpServer(TcpWSGIServer):
                 # pulls the trigger when its answer is ready)
                 busy = not pool.active_count and time.perf_counter() < until
                 poll(0.0 if busy else timeout, sockets)
-                if self.reads != seen:
-                    seen = self.reads
+                if self.requests_read != seen:
+                    seen = self.requests_read
                     until = time.perf_counter() + window
         except (SystemExit, KeyboardInterrupt):  # as waitress's own run()
             self.task_dispatcher.shutdown()
@@ -479,10 +484,10 @@ def _corked(adj: Adjustments) -> Adjustments:
 class WaitressServer:
     """A waitress server on a bound socket: ``serve_forever()`` in one thread,
     ``shutdown(running)`` from another. ``busy_poll``: seconds its I/O loop keeps polling
-    without sleeping after each read (0: it sleeps in poll() at once, as waitress does). A
-    client's next request on a kept-alive connection usually comes sooner than that, and is
+    without sleeping after reading each request (0: it sleeps in poll() at once, as waitress
+    does). A client's next request on a kept-alive connection usually comes sooner than that, and is
     then read without the wake-up of a sleeping thread (on this project's box, a VM, ~8 % of a
-    one-client round trip). It spends up to that much CPU after each read, none while idle;
+    one-client round trip). It spends up to that much CPU after each request, none while idle;
     for a server alone in its process (the CLI), where the loop takes the GIL from nobody."""
 
     def __init__(self, app, sock, quiet: bool, read_timeout: float | None,

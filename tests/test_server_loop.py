@@ -137,3 +137,25 @@ def test_busy_poll_where_there_is_no_poll(monkeypatch):
         assert len(_call(conn, "GET", "/companies")[1]) == 5
     finally:
         server.stop()
+
+
+def test_busy_poll_is_not_kept_up_by_a_request_trickling_in():
+    """The window opens after a request is read, not after every read: a client sending a
+    request's headers a byte at a time (a read each) kept the loop spinning for as long as
+    it liked, a whole core for a few bytes a second (here a 100 ms window, a byte every
+    10 ms for 2 s)."""
+    server = Server(create_app(Config()), "127.0.0.1", 0, busy_poll=0.1).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sendall(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+            cpu = time.process_time()
+            for _ in range(200):
+                conn.sendall(b"a")
+                time.sleep(0.01)
+            spent = time.process_time() - cpu
+            conn.sendall(b"\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.stop()
+    assert spent < 0.5, f"{spent:.3f} s of CPU in 2 s of a trickling request"
