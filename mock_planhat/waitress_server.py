@@ -306,6 +306,7 @@ class _Channel(HTTPChannel):
     reading = False  # in handle_read: a request completed now may be answered here
     answer_here = False  # the request waiting to be answered after the read
     after_answer = None  # while answering here: the app's work for after the answer is sent
+    hand_over = False  # a pipelined request queued while answering here, for the pool
 
     def handle_read(self):
         self.reading = True
@@ -336,7 +337,12 @@ class _Channel(HTTPChannel):
                 work()
             except Exception:  # a bug of ours: the answer is sent; say it, keep serving
                 _log_errors.exception("the bookkeeping after an answer failed")
-
+        if self.hand_over:
+            # the next pipelined request, handed to the pool only now: a pool thread that took
+            # it at once could run while this channel still had the corked adjustments and
+            # the list above (its own bookkeeping appended there, after the loop ran it: lost)
+            self.hand_over = False
+            ThreadedTaskDispatcher.add_task(self.server.task_dispatcher, self)
 
     def send_now(self):
         """Send what is written (the status line, headers and body in one send, where waitress
@@ -352,10 +358,17 @@ class _Dispatcher(ThreadedTaskDispatcher):
     the channel to answer there instead."""
 
     def add_task(self, channel):
-        if channel.reading and channel.server.quick(channel.requests[0]):
-            channel.answer_here = True
-        else:
-            super().add_task(channel)
+        if threading.get_ident() == channel.server.loop_thread:
+            if channel.reading and channel.server.quick(channel.requests[0]):
+                channel.answer_here = True
+                return
+            if channel.after_answer is not None:  # see _Channel._answer
+                channel.hand_over = True
+                return
+        # a pool thread that finished a request, with the next one pipelined: for the pool,
+        # even while the loop reads this channel (its `reading` is the loop's, not this
+        # thread's: an answer left for the loop then would be given by nobody)
+        super().add_task(channel)
 
 
 class _TcpServer(TcpWSGIServer):
