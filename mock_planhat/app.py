@@ -158,7 +158,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
                     req.get_data(cache=True) if 0 < size <= config.max_body else b"")
             except ClientDisconnected:  # stalled or cut short: answered 408/400 already
                 body = b""
-            keep = _Keep(fake, req, body, response, time.time())
+            keep = _Keep(fake, req, body, response)
             later = environ.get(AFTER_ANSWER)
             if later is None:
                 keep()
@@ -178,24 +178,26 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 class _Keep:
     """What a Planhat request leaves besides its answer: its journal entry, and its item of
     the tenant's recording. Done after the answer is sent where the server can
-    (``journal.AFTER_ANSWER``); ``now``: the wall clock when the request was answered."""
+    (``journal.AFTER_ANSWER``). The entry's time is when it is kept: a client that pages the
+    journal by time (``since``) does not miss an entry kept after its last page."""
 
-    __slots__ = ("fake", "req", "body", "response", "now")
+    __slots__ = ("fake", "req", "body", "response")
 
-    def __init__(self, fake: Fake, req, body: bytes, response, now: float) -> None:
-        self.fake, self.req, self.body, self.response, self.now = fake, req, body, response, now
+    def __init__(self, fake: Fake, req, body: bytes, response) -> None:
+        self.fake, self.req, self.body, self.response = fake, req, body, response
 
     def __call__(self) -> None:
         fake, req, response = self.fake, self.req, self.response
         environ, method, path = req.environ, req.method, req.path
         hint = _tenant_hint(req, fake)
         tenant = fake.registry.by_tenant_token(hint) if hint else None
-        at = self.now  # a tenant's clock reads its test time when set, else milliseconds
+        at = time.time()  # a tenant's clock reads its test time when set, else milliseconds
         if tenant is not None:
             frozen = tenant.clock_millis
             at = (int(at * 1000) if frozen is None else frozen) / 1000
         fake.journal.record(method, path, response.status_code, self.body, hint,
-                            req.query_string.decode("latin-1"), environ, response, at)
+                            req.query_string.decode("latin-1"), environ, response, at,
+                            AFTER_ANSWER in environ)
         if (tenant is not None and tenant.recording_base is not None
                 and PARENT not in environ and _EARLY not in environ):
             answer = b"" if response.is_streamed or method not in \

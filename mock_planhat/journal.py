@@ -115,10 +115,12 @@ class Journal:
 
     def record(self, method: str, path: str, status: int, body: bytes, tenant: str | None,
                query: str = "", environ: dict | None = None, response=None,
-               at: float | None = None) -> int | None:
+               at: float | None = None, late: bool = False) -> int | None:
         """Keep one request: ``environ`` carries its reserved id, decisions and links,
         ``response`` is the Flask response it got, ``at`` its time in seconds (the tenant's
-        clock; default the wall clock)."""
+        clock; default the wall clock). ``late``: kept after its answer was sent
+        (``AFTER_ANSWER``). Entries are listed in the order they are kept (a Segment call
+        after the requests it caused), a late one where it was answered."""
         entry_id = parent = decisions = caused = None
         if environ is not None:
             entry_id = environ.get(ENTRY_ID)
@@ -152,7 +154,16 @@ class Journal:
             size += DECISION_BYTES * sum(len(group) for group in decisions)
         with self._lock:
             self.total += 1
-            self._entries.append((entry, size))
+            entries = self._entries
+            if late and entries and entries[-1][0].id > entry_id:
+                # kept after its answer (AFTER_ANSWER) while pool threads kept entries of
+                # requests taken later: placed before those, as if kept when it was answered
+                at = len(entries) - 1
+                while at > 0 and entries[at - 1][0].id > entry_id:
+                    at -= 1
+                entries.insert(at, (entry, size))
+            else:
+                entries.append((entry, size))
             self.bytes += size
             while self._entries and (len(self._entries) > self.size
                                      or self.bytes > self.max_bytes):

@@ -66,7 +66,7 @@ from .server import (
 IDENT = "mock-planhat"
 RECV_BYTES = 64 * 1024
 NO_TIMEOUT = 10 ** 9  # seconds: "no read timeout" for waitress, which needs a number
-INLINE_BODY = 64 * 1024  # the largest body of a request answered in the I/O loop's thread
+INLINE_BODY = 16 * 1024  # the largest body of a request answered in the I/O loop's thread
 INLINE_METHODS = ("POST", "PUT")  # writes: their answers are small (a read's may be large)
 _NEVER = 1 << 62  # bytes: a waitress threshold that is never reached
 _log_errors = logging.getLogger("mock_planhat")

@@ -159,3 +159,29 @@ def test_busy_poll_is_not_kept_up_by_a_request_trickling_in():
     finally:
         server.stop()
     assert spent < 0.5, f"{spent:.3f} s of CPU in 2 s of a trickling request"
+
+
+def test_the_journal_lists_entries_in_the_order_requests_were_taken_under_mixed_load(server):
+    """Writes answered in the loop keep their entry after the answer while pool threads keep
+    theirs at once: the journal still lists entries by id, and loses none."""
+    def quick_writes(n: int) -> None:
+        conn = _connection(server)
+        for i in range(150):
+            assert _call(conn, "PUT", "/companies", [{"externalId": f"q{n}-{i}", "name": "Q"}])[0] \
+                == 200
+
+    def pool_requests() -> None:  # DELETEs are answered by pool threads
+        conn = _connection(server)
+        for i in range(150):
+            assert _call(conn, "DELETE", f"/companies/extid-none{i}")[0] == 404
+
+    threads = [threading.Thread(target=quick_writes, args=(n,)) for n in range(2)]
+    threads += [threading.Thread(target=pool_requests) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    status, page = _call(_connection(server), "GET", "/__admin/requests?limit=1000")
+    ids = [entry["id"] for entry in page["requests"]]
+    assert status == 200 and len(ids) == 600
+    assert ids == sorted(ids)
