@@ -44,8 +44,6 @@ class Fake:
                 and not self.faults.delays())
 
 
-_SEGMENT_PATHS = ("/v1/", "/dock/segment")  # routes/segment.py: answered by the translator
-
 
 class _Request(Request):
     def get_data(self, cache: bool = True, as_text: bool = False,
@@ -191,10 +189,7 @@ class _Keep:
         environ, method, path = req.environ, req.method, req.path
         hint = _tenant_hint(req, fake)
         tenant = fake.registry.by_tenant_token(hint) if hint else None
-        at = time.time()  # a tenant's clock reads its test time when set, else milliseconds
-        if tenant is not None:
-            frozen = tenant.clock_millis
-            at = (int(at * 1000) if frozen is None else frozen) / 1000
+        at = tenant.now_millis() / 1000 if tenant is not None else None  # None: wall clock
         fake.journal.record(method, path, response.status_code, self.body, hint,
                             req.query_string.decode("latin-1"), environ, response, at,
                             AFTER_ANSWER in environ)
@@ -328,6 +323,7 @@ def attribute_tenant(tenant_token: str):
 
 _RATE = "mock_planhat.rate_limit"
 _BODY_TENANT = "/v1/"  # paths whose tenant the body names
+_SEGMENT_PATHS = (_BODY_TENANT, "/dock/segment")  # routes/segment.py: the translator's
 # Planhat's limit covers its whole API: every model's paths (and its lean list), and the
 # dimension data read. ``POST /dimensiondata/{tenantToken}`` is tracking, exempt like the others.
 _REST_ROOTS = frozenset(root for model in TABLE
@@ -375,8 +371,9 @@ def _tenant_hint(req, fake: Fake) -> str | None:
 
 
 def _raw_path(environ, routed: str) -> str:
-    """The request's path as sent (``routed``: the decoded path the app routed on), %-escapes kept (``extid-a%2Fb`` is not ``extid-a/b``):
-    the server's raw URI when it gives one, else the decoded path escaped again."""
+    """The request's path as sent, %-escapes kept (``extid-a%2Fb`` is not ``extid-a/b``):
+    the server's raw URI when it gives one, else the decoded path escaped again. ``routed``:
+    the decoded path the app routed on."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw and raw.startswith("/"):
         # a WSGI string holds bytes as latin-1 (werkzeug's server encodes them once more):

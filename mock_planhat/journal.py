@@ -158,10 +158,10 @@ class Journal:
             if late and entries and entries[-1][0].id > entry_id:
                 # kept after its answer (AFTER_ANSWER) while pool threads kept entries of
                 # requests taken later: placed before those, as if kept when it was answered
-                at = len(entries) - 1
-                while at > 0 and entries[at - 1][0].id > entry_id:
-                    at -= 1
-                entries.insert(at, (entry, size))
+                index = len(entries) - 1
+                while index > 0 and entries[index - 1][0].id > entry_id:
+                    index -= 1
+                entries.insert(index, (entry, size))
             else:
                 entries.append((entry, size))
             self.bytes += size

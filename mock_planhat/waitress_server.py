@@ -17,12 +17,15 @@ maintenance pass):
   body and answered these itself: so the journal keeps them like every other answer;
 * an access line per request unless quiet;
 * a small write the app says is quick (``Fake.quick``: no admin path, no Segment route, no
-  fault rule with a delay) is answered in the I/O loop's own thread, right after it is read, and its answer
-  sent at once in one ``send``: no hand-over to a pool thread and back (two thread switches
-  and a trigger pull), which cost as much as the app's own work. The app's bookkeeping that
-  the answer does not need (the journal entry, a recording) runs after the answer is sent
-  (``journal.AFTER_ANSWER``), still before the loop reads the next request. Everything else
-  (reads, admin, large or chunked bodies, delays) goes to the pool as before.
+  fault rule with a delay) is answered in the I/O loop's own thread, right after it is read,
+  and its answer sent at once in one ``send``: no hand-over to a pool thread and back (two
+  thread switches and a trigger pull), which cost as much as the app's own work. The app's
+  bookkeeping that the answer does not need (the journal entry, the decisions, a recording's
+  item) runs after the answer is sent (``journal.AFTER_ANSWER``), still before the loop reads
+  the next request. Everything else (reads, admin, large or chunked bodies, delays) goes to
+  the pool as before;
+* with ``busy_poll`` (the CLI's ``--busy-poll``), the loop keeps polling for that long after
+  a read that completed a request before it sleeps (``_TcpServer.run``).
 
 Imported only when the server starts (``Server``), never by ``create_app``.
 """
