@@ -10,7 +10,7 @@
   could change state (``POST``/``PUT``/``PATCH``/``DELETE``, REST or tracking) as a
   ``request`` step with the status it got; a call or request the schema cannot hold (no
   userId and no anonymousId, an alias without previousId, a body that is not JSON, nested
-  deeper than MAX_BODY_DEPTH or holding a literal ``{saved.…}`` string) is left out and
+  deeper than MAX_STEP_DEPTH or holding a literal ``{saved.…}`` string) is left out and
   counted in ``description``;
 * ``_id``s made during the recording: a request whose path segment or body value names one
   that an earlier recorded answer gave gets it as ``{saved.idN}``, and that earlier request
@@ -30,9 +30,8 @@ step by step (a generator), so a long recording is never one big string.
 
 Cost: a tenant keeps at most ``Config.recording_bytes`` (``--recording-bytes``) of items; 0
 turns recording off (nothing kept, no base dumped). The base is kept as compact JSON bytes
-(zlib-compressed),
-dumped at most once per recording: a write that is refused (401, 403, 408, 413, 415, 429) leaves
-it in place, the recording "not started" until an item is kept.
+(zlib-compressed), dumped at most once per recording: a write that is refused (401, 403, 408,
+413, 415, 429) leaves it in place, the recording "not started" until an item is kept.
 """
 
 from __future__ import annotations
@@ -54,7 +53,9 @@ RECORDED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # refused before any change; a 415 (not JSON) also cannot be replayed: a request step sends JSON
 NOT_RECORDED_STATUS = (401, 403, 408, 413, 415, 429)
 SEGMENT_PATHS = ("/v1/", "/dock/", "/__admin")
-MAX_BODY_DEPTH = 100  # a request body nested deeper is left out (YAML writes it recursively)
+# a request body nested deeper is left out (YAML writes it recursively); not
+# errors.MAX_BODY_DEPTH, which bounds what the app accepts: a body it refused (400) is kept too
+MAX_STEP_DEPTH = 100
 ID_SHAPE = re.compile(r"[0-9a-f]{24}")  # the fake's ids (store.new_id)
 _ID_IN_ANSWER = re.compile(rb'"[0-9a-f]{24}"')
 
@@ -323,7 +324,7 @@ def _no_braces(text: str) -> str:
 _TOO_DEEP = object()
 
 
-def _leaves(value, depth: int = MAX_BODY_DEPTH) -> Iterator[tuple[tuple, object]]:
+def _leaves(value, depth: int = MAX_STEP_DEPTH) -> Iterator[tuple[tuple, object]]:
     """(path, value) of every leaf of a JSON value, walked without recursion; a value nested
     deeper than ``depth`` yields ``_TOO_DEEP`` once."""
     stack = [((), value)]
